@@ -1,0 +1,150 @@
+"""Command line: ``python -m mclviz {demo,train,evaluate,reproduce}``.
+
+A thin layer over the functions the notebooks call:
+
+* ``train``: ``mclviz.train.train`` with a preset and any config field overridden, e.g.
+  ``python -m mclviz train --method mcl --preset small --data cifar10 --out runs/x``;
+  every field of :class:`mclviz.config.Config` is an option (``--batch-size 64``,
+  ``--alpha 0.1``, ``--known-classes 0,1,2,3,4,5``).
+* ``evaluate``: accuracy and OOD metrics of a checkpoint per SEI way and aggregation.
+* ``reproduce``: the report of the paper's comparisons (``mclviz.report``).
+* ``demo``: a tiny MCL run on the best data set available, evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from .config import PRESETS, Config
+
+__all__ = ["main"]
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("config fields (override the preset)")
+    for f in dataclasses.fields(Config):
+        if f.name in ("extra",):
+            continue
+        flags = [f"--{f.name.replace('_', '-')}"]
+        if f.name == "dataset":
+            flags.append("--data")
+        group.add_argument(*flags, dest=f"cfg_{f.name}", metavar="V", default=None,
+                           help=f"{f.name} ({f.type})")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The preset named by ``--preset`` with every ``--<field>`` given applied."""
+    overrides = {}
+    for key, value in vars(args).items():
+        if key.startswith("cfg_") and value is not None:
+            name = key[4:]
+            overrides[name] = Config.parse_value(name, value)
+    return Config.preset(args.preset, **overrides)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    config = config_from_args(args)
+    out = Path(args.out)
+    result = train(config, out=out, resume=args.resume, progress=not args.quiet)
+    last = result.history[-1] if result.history else {}
+    print(json.dumps({"checkpoint": str(result.checkpoint), "seconds": round(result.seconds, 1),
+                      "precision": result.precision, "last_epoch": last}, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+
+    table = evaluate(
+        args.checkpoint, ood=args.ood, sei=[int(w) for w in args.sei],
+        data_root=args.data_root, test_subset=args.test_subset,
+        train_subset=args.train_subset, progress=not args.quiet,
+    )
+    print(format_table(table))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "evaluation.csv", index=False)
+        (out / "evaluation.json").write_text(table.to_json(orient="records", indent=2))
+        print(f"wrote {out / 'evaluation.csv'} and {out / 'evaluation.json'}")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .report import reproduce
+
+    path = reproduce(out=args.out, train=args.train, preset=args.preset,
+                     checkpoints=args.checkpoints, data_root=args.data_root,
+                     test_subset=args.test_subset, train_subset=args.train_subset,
+                     progress=not args.quiet)
+    print(f"report written to {path}")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo
+
+    demo(out=args.out, data_root=args.data_root, progress=not args.quiet)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mclviz", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one method and write a checkpoint")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--out", required=True, help="run folder (checkpoint.safetensors goes here)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.safetensors")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="accuracy and OOD metrics per SEI way and aggregation")
+    p.add_argument("checkpoint")
+    p.add_argument("--ood", nargs="+", default=["tinyimagenet-resize", "gaussian", "uniform"])
+    p.add_argument("--sei", nargs="+", default=["1", "4", "8"], choices=["1", "4", "8"])
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--test-subset", type=int, default=None, help="use this many test images")
+    p.add_argument("--train-subset", type=int, default=None,
+                   help="fit the Gaussians on this many training images (default: all)")
+    p.add_argument("--out", default=None, help="folder for evaluation.csv / evaluation.json")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("reproduce", help="the paper's comparisons as an HTML report")
+    p.add_argument("--out", default="report")
+    p.add_argument("--train", action="store_true", help="retrain every model first")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: shipped)")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--test-subset", type=int, default=None)
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_reproduce)
+
+    p = sub.add_parser("demo", help="a tiny MCL run on the best data set available")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

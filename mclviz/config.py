@@ -1,0 +1,242 @@
+"""One configuration object for every method, with the paper's recipe as a preset.
+
+``Config`` holds everything a training run needs; it is saved inside every checkpoint so
+that ``mclviz.checkpoint.load(path)`` can rebuild the model from the file alone.
+
+Presets:
+    ``paper``: the recipe of section 4 (ResNet-34, projection 128, batch 1024, tau 0.2,
+        alpha 0.05, beta 2.5, lambda 1, SGD momentum 0.9, weight decay 1e-6,
+        lr 0.3 x batch / 256, cosine annealing without warm-up). The paper does not state
+        the number of epochs; 500 follows SimCLR's CIFAR-10 runs (our choice).
+    ``small``: a CPU run: quarter-width ResNet-18, batch 128 images, 15 epochs, bf16 on
+        CPUs that support it. About 15 minutes on 2 cores for the two-view methods
+        (``simclr``, ``supclr``, ``ccm``, ``mcl-noaux``) at ~1,700 views/s; the rotation
+        methods (``mcl``, ``rot``) see each image in 4 rotations, so their epochs cost
+        4x as much (about an hour for ``mcl``).
+    ``tiny``: seconds, for tests: width 0.125, 256 training images, 2 epochs.
+
+"batch_size" counts images; with the rotation auxiliary each image enters in its 4
+rotations, each with 2 augmented views (8 views per image, as Eq. 11 needs).
+
+>>> cfg = Config.preset("tiny", method="simclr")
+>>> cfg.arch, cfg.method
+('resnet18', 'simclr')
+>>> Config.preset("tiny", alhpa=0.1)
+Traceback (most recent call last):
+...
+ValueError: unknown config field 'alhpa' (did you mean 'alpha'?); valid fields: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["METHODS", "PRESETS", "Config"]
+
+# method -> (loss family, uses rotation auxiliary labels)
+METHODS: dict[str, str] = {
+    "mcl": "CCM + SPA with the 4-way rotation auxiliary (Eq. 10-11), the paper's full model",
+    "mcl-noaux": "CCM + SPA without the auxiliary task (Eq. 10)",
+    "ccm": "CCM only, no SPA, no auxiliary (Eq. 6)",
+    "supclr": "supervised contrastive, Khosla et al. 2020 (L_out)",
+    "simclr": "NT-Xent, Chen et al. 2020 (Eq. 2)",
+    "ce": "cross-entropy classifier (the Baseline row)",
+    "rot": "cross-entropy + auxiliary rotation head (Hendrycks et al. 2019)",
+    "msc": "mean-shifted contrastive fine-tuning, one class (Reiss & Hoshen 2021)",
+}
+ROTATION_METHODS = ("mcl", "rot")
+
+
+@dataclass
+class Config:
+    """Every knob of a run. Field comments give units and the paper's value."""
+
+    method: str = "mcl"  # one of METHODS
+    arch: str = "resnet34"  # backbone: resnet18 | resnet34 (paper: resnet34)
+    width: float = 1.0  # channel multiplier of the backbone (paper: 1.0)
+    proj_dim: int = 128  # projection head output dimension (paper: 128)
+    head_hidden: int | None = None  # projection head hidden width; None = feature width
+    normalize_input: bool = True  # standardise pixels inside the model (authors' code: no)
+    dataset: str = "cifar10"  # in-distribution data set name or path (mclviz.data)
+    data_root: str | None = None  # data root; None -> $MCLVIZ_DATA -> ./data
+    train_subset: int | None = None  # train on this many images (explicit subset); None = all
+    known_classes: list[int] | None = None  # open-set: train on these classes only; None = all
+    normal_class: int | None = None  # one-class (msc): the normal class
+    epochs: int = 500  # training epochs (the paper does not state it; SimCLR's 500)
+    batch_size: int = 1024  # images per step, before rotations and views (paper: 1024)
+    lr: float | None = None  # SGD learning rate; None -> 0.3 * batch_size / 256 (paper)
+    momentum: float = 0.9  # SGD momentum (paper: 0.9)
+    weight_decay: float = 1e-6  # SGD weight decay (paper: 1e-6)
+    warmup_epochs: float = 0.0  # linear warm-up before the cosine schedule (paper: none)
+    tau: float = 0.2  # temperature (paper: 0.2)
+    alpha: float = 0.05  # CCM mask for same label (and same aux label) (paper: 0.05)
+    beta: float = 2.5  # CCM mask for same label, different aux label (paper: 2.5)
+    lam: float = 1.0  # SPA weight lambda, Eq. 10 (paper: 1)
+    spa_mode: str = "sample"  # SPA positive: "sample" (paper, Eq. 9) or "expected"
+    variant: str = "paper"  # loss variant: "paper" or "official" (authors' code)
+    rot_weight: float = 0.5  # rot method: weight of the rotation cross-entropy (Hendrycks: 0.5)
+    msc_tau: float = 0.25  # mean-shifted temperature (Reiss & Hoshen: 0.25)
+    msc_angular: float = 0.0  # weight of the angular center loss (0 = off)
+    msc_lr: float = 1e-5  # mean-shifted fine-tuning learning rate (Reiss & Hoshen: 1e-5)
+    pretrained: str | None = None  # msc: starting backbone (checkpoint path or "imagenet")
+    jitter_strength: float = 0.5  # colour distortion strength s (paper: 0.5)
+    crop_scale_min: float = 0.08  # random resized crop lower scale (SimCLR: 0.08)
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:1" ...
+    precision: str = "auto"  # "auto" (bf16 on CPU/GPU when supported) | "fp32" | "bf16" | "fp16"
+    channels_last: bool | None = None  # None -> on when precision is not fp32
+    seed: int = 0  # seeds data order, augmentation and SPA draws
+    save_every: int = 200  # also checkpoint every this many steps (and every epoch)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form notes saved with the run
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def preset(cls, name: str = "paper", **overrides: Any) -> Config:
+        """The named preset with ``overrides`` applied; unknown names or fields raise."""
+        if name not in PRESETS:
+            raise ValueError(f"preset={name!r} is not known; choose one of {sorted(PRESETS)}")
+        values = dict(PRESETS[name])
+        values.update(overrides)
+        return cls.from_dict(values)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Config:
+        """Build from a mapping; a key that is not a field raises ``ValueError`` naming it."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        for key in values:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(
+                    f"unknown config field {key!r}{hint}; valid fields: {', '.join(names)}"
+                )
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> Config:
+        """A copy with ``overrides`` applied (checked like ``from_dict``)."""
+        values = self.to_dict()
+        values.update(overrides)
+        return Config.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls.from_dict(json.loads(text))
+
+    @staticmethod
+    def parse_value(key: str, text: str) -> Any:
+        """Parse a command-line string for field ``key`` into the field's type.
+
+        >>> Config.parse_value("known_classes", "0,1,2")
+        [0, 1, 2]
+        """
+        fields = {f.name: f for f in dataclasses.fields(Config)}
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown config field {key!r}{hint}")
+        kind = str(fields[key].type)
+        if "None" in kind and text.lower() in ("none", "null"):
+            return None
+        try:
+            if kind.startswith("bool"):
+                if text.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if text.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError("expected true or false")
+            if kind.startswith("list[int]"):
+                return [int(v) for v in text.split(",") if v.strip()]
+            if kind.startswith("int"):
+                return int(text)
+            if kind.startswith("float"):
+                return float(text)
+            if kind.startswith("dict"):
+                return json.loads(text)
+        except ValueError as err:
+            raise ValueError(f"{key}={text!r} is not a valid {kind}: {err}") from None
+        return text
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def uses_rotation(self) -> bool:
+        """True when each image enters in its 4 rotations with auxiliary labels (Eq. 11)."""
+        return self.method in ROTATION_METHODS
+
+    @property
+    def learning_rate(self) -> float:
+        if self.lr is not None:
+            return self.lr
+        if self.method == "msc":
+            return self.msc_lr
+        return 0.3 * self.batch_size / 256
+
+    # ------------------------------------------------------------- validation
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field and the fix."""
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r} is not known; choose one of {list(METHODS)}")
+        if self.arch not in ("resnet18", "resnet34"):
+            raise ValueError(f"arch={self.arch!r} is not known; choose resnet18 or resnet34")
+        for name in ("epochs", "batch_size", "proj_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
+        if not self.width > 0:
+            raise ValueError(f"width={self.width!r} must be > 0")
+        if not self.tau > 0:
+            raise ValueError(f"tau={self.tau!r} must be > 0 (the paper uses 0.2)")
+        for name in ("alpha", "beta") if self.method in ("mcl", "mcl-noaux", "ccm") else ():
+            value = getattr(self, name)
+            if not 0 < value <= 1 / self.tau:
+                raise ValueError(
+                    f"{name}={value!r} must lie in (0, 1/tau] = (0, {1 / self.tau:g}] "
+                    f"(paper: alpha=0.05, beta=2.5 with tau=0.2)"
+                )
+        if self.lam < 0:
+            raise ValueError(f"lam={self.lam!r} must be >= 0")
+        if self.spa_mode not in ("sample", "expected"):
+            raise ValueError(f"spa_mode={self.spa_mode!r}: choose 'sample' or 'expected'")
+        if self.variant not in ("paper", "official"):
+            raise ValueError(f"variant={self.variant!r}: choose 'paper' or 'official'")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(
+                f"precision={self.precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'"
+            )
+        if self.method == "msc" and self.normal_class is None:
+            raise ValueError("method='msc' is one-class: set normal_class (e.g. normal_class=3)")
+        if self.lr is not None and not self.lr > 0:
+            raise ValueError(f"lr={self.lr!r} must be > 0, or None for 0.3 * batch_size / 256")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ValueError(f"train_subset={self.train_subset!r} must be >= 1 or None (all)")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {
+        "arch": "resnet18",
+        "width": 0.25,
+        "epochs": 15,
+        "batch_size": 128,
+        "save_every": 100,
+    },
+    "tiny": {
+        "arch": "resnet18",
+        "width": 0.125,
+        "proj_dim": 32,
+        "epochs": 2,
+        "batch_size": 32,
+        "train_subset": 256,
+        "save_every": 1000,
+    },
+}

@@ -1,0 +1,67 @@
+"""Multi-process data-parallel helpers (torchrun + torch.distributed).
+
+Contrastive losses need the *global* batch: every view must see every other view as a
+negative. Each process embeds its share of the batch, :func:`gather` concatenates the
+shares of all processes in rank order (with gradients flowing back to each share), and
+every process computes the same loss on the global batch. With DDP averaging the
+parameter gradients over processes, the result equals a single-process step on the same
+global batch: the backward of the autograd-aware all-gather sums the identical
+per-process gradients (a factor ``world``), which DDP's average divides out.
+
+Launch: ``torchrun --nproc_per_node=2 -m mclviz train ...`` (gloo on the CPU, nccl on GPUs).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+__all__ = ["gather", "init_from_env", "is_distributed", "rank", "world_size"]
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def init_from_env(device: torch.device) -> bool:
+    """Initialise the process group when launched by torchrun (``WORLD_SIZE`` > 1).
+
+    Returns True when running distributed. The backend is nccl for CUDA, gloo otherwise.
+    """
+    if is_distributed():
+        return True
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend=backend)
+    if device.type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
+    return True
+
+
+def gather(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``t`` from every process along dim 0, in rank order.
+
+    Differentiable for floating-point tensors (``torch.distributed.nn.all_gather``);
+    integer tensors (labels) are gathered without autograd. Shares must have equal sizes.
+    A no-op outside a process group.
+    """
+    if not is_distributed():
+        return t
+    if t.is_floating_point() and t.requires_grad:
+        from torch.distributed.nn import functional as dist_fn
+
+        return torch.cat(dist_fn.all_gather(t), dim=0)
+    parts = [torch.empty_like(t) for _ in range(world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts, dim=0)

@@ -1,0 +1,174 @@
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from mclviz import checkpoint as ckpt
+from mclviz.config import Config
+
+
+def _tiny(method="mcl"):
+    cfg = Config.preset("tiny", method=method)
+    return cfg, ckpt.build_model_from_config(cfg)
+
+
+def test_roundtrip_restores_everything(tmp_path):
+    cfg, model = _tiny("ce")
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x = torch.rand(4, 3, 32, 32)
+    model.logits(x).sum().backward()
+    opt.step()
+    path = ckpt.save(tmp_path / "a.safetensors", model, cfg, epoch=3, step=17, optimizer=opt,
+                     scheduler_state={"name": "cosine"}, metrics={"auroc": 0.5})
+    ck = ckpt.load(path)
+    assert (ck.epoch, ck.step, ck.metrics, ck.scheduler_state) == (3, 17, {"auroc": 0.5},
+                                                                    {"name": "cosine"})
+    assert ck.config == cfg
+    model.eval()
+    assert torch.equal(ck.model(x), model(x))
+    assert torch.equal(ck.model.logits(x), model.logits(x))
+    opt2 = torch.optim.SGD(ck.model.parameters(), lr=0.1, momentum=0.9)
+    opt2.load_state_dict(ck.optimizer_state)
+    pairs = zip(opt.param_groups[0]["params"], opt2.param_groups[0]["params"], strict=True)
+    pairs = [(p, q) for p, q in pairs if p in opt.state]
+    assert len(pairs) > 10
+    for p, q in pairs:
+        assert torch.equal(opt.state[p]["momentum_buffer"], opt2.state[q]["momentum_buffer"])
+    assert ck.sha256 == ckpt.sha256(path) and len(ck.sha256) == 64
+
+
+def test_half_precision_weights_are_close(tmp_path):
+    cfg, model = _tiny()
+    path = ckpt.save(tmp_path / "h.safetensors", model, cfg, half=True)
+    full = ckpt.save(tmp_path / "f.safetensors", model, cfg)
+    assert path.stat().st_size < 0.6 * full.stat().st_size
+    x = torch.rand(2, 3, 32, 32)
+    model.eval()
+    assert torch.allclose(ckpt.load(path).model(x), model(x), atol=2e-2)
+
+
+def test_failed_save_leaves_previous_checkpoint(tmp_path, monkeypatch):
+    cfg, model = _tiny()
+    path = ckpt.save(tmp_path / "c.safetensors", model, cfg, epoch=1)
+    before = path.read_bytes()
+
+    def boom(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ckpt, "save_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(path, model, cfg, epoch=2)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temp file left
+
+
+@pytest.mark.slow
+def test_sigkill_during_saves_leaves_a_readable_checkpoint(tmp_path):
+    script = f"""
+import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from mclviz import checkpoint as c
+from mclviz.config import Config
+cfg = Config.preset("tiny", arch="resnet34", width=0.5)
+m = c.build_model_from_config(cfg)
+i = 0
+while True:
+    c.save({str(tmp_path / 'k.safetensors')!r}, m, cfg, epoch=i)
+    print(i, flush=True)
+    i += 1
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    for _ in range(3):  # wait until a few saves completed, then kill mid-way through another
+        proc.stdout.readline()
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ck = ckpt.load(tmp_path / "k.safetensors")
+    assert ck.epoch >= 2
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_pickle_that_runs_code_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bad = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "payload": _Evil()}, bad)
+    with pytest.raises(ckpt.CheckpointError, match="refused to load .*would run code"):
+        ckpt.load(bad)
+    raw = tmp_path / "evil.pkl"
+    raw.write_bytes(pickle.dumps(_Evil()))
+    with pytest.raises(ckpt.CheckpointError, match="refused"):
+        ckpt.load(raw)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_corrupt_and_missing_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        ckpt.load(tmp_path / "missing.safetensors")
+    cfg, model = _tiny()
+    path = ckpt.save(tmp_path / "t.safetensors", model, cfg)
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(ckpt.CheckpointError, match="truncated or corrupt"):
+        ckpt.load(path)
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"hello world, not a checkpoint")
+    with pytest.raises(ckpt.CheckpointError, match="neither"):
+        ckpt.load(junk)
+
+
+def _authors_model(depth=34):
+    """The authors' model, built as their models/models.py does (torchvision ResNet)."""
+    enc = getattr(torchvision.models, f"resnet{depth}")(weights=None)
+    enc.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+    enc.maxpool = nn.Identity()
+    enc.fc = nn.Identity()
+    net = nn.Module()
+    net.enc = enc
+    net.projector = nn.Sequential(nn.Linear(512, 2048), nn.ReLU(), nn.Linear(2048, 128))
+    return net
+
+
+@pytest.mark.parametrize("depth", [18, 34])
+def test_authors_checkpoint_maps_onto_mclviz(tmp_path, depth):
+    torch.manual_seed(0)
+    theirs = _authors_model(depth).eval()
+    for mod in theirs.modules():  # non-trivial batch-norm statistics
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    state = {"module." + k: v for k, v in theirs.state_dict().items()}  # DataParallel prefix
+    path = tmp_path / "epoch_800.pt"
+    torch.save(state, path)
+    ck = ckpt.load(path)
+    assert ck.model.arch == f"resnet{depth}" and ck.config.normalize_input is False
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        expected = theirs.projector(theirs.enc(x))
+        assert torch.allclose(ck.model(x), expected, atol=1e-5)
+    model = ckpt.load_official({"model_state_dict": state})
+    assert torch.allclose(model(x), expected, atol=1e-5)
+
+
+def test_unknown_key_in_authors_format():
+    with pytest.raises(ckpt.CheckpointError, match="unexpected key 'head.weight'"):
+        ckpt.official_to_mclviz({"head.weight": torch.zeros(1)})
+
+
+def test_manifest(tmp_path):
+    cfg, model = _tiny("simclr")
+    path = ckpt.save(tmp_path / "simclr.safetensors", model, cfg, epoch=2, metrics={"acc": 0.1})
+    entry = ckpt.update_manifest(tmp_path, "simclr", path)
+    assert entry["sha256"] == ckpt.sha256(path) and entry["method"] == "simclr"
+    assert ckpt.read_manifest(tmp_path)["simclr"]["metrics"] == {"acc": 0.1}

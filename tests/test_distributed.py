@@ -1,0 +1,66 @@
+"""Two CPU processes with gloo give the same loss and gradient as one process on the global batch."""
+
+import os
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from mclviz import distributed as du
+from mclviz import losses
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.Tanh(), torch.nn.Linear(16, 8))
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 12, generator=g)  # 8 images x 2 views, rows 2k / 2k+1
+    y = torch.tensor([0, 1, 2, 0, 1, 1, 2, 0]).repeat_interleave(2)
+    y_aux = torch.tensor([0, 1, 0, 1, 2, 3, 0, 1]).repeat_interleave(2)
+    return x, y, y_aux
+
+
+def _loss(kind, z, y, y_aux):
+    if kind == "nt_xent":
+        return losses.nt_xent(z, tau=0.2)
+    return losses.mcl(z, y, y_aux, tau=0.2, alpha=0.05, beta=2.5, lam=1.0, mode="expected")
+
+
+def _worker(rank, world, init_file, kind, out_dir):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world)
+    model = torch.nn.parallel.DistributedDataParallel(_model())
+    x, y, y_aux = _batch()
+    share = len(x) // world
+    sl = slice(rank * share, (rank + 1) * share)
+    z = du.gather(model(x[sl]))
+    loss = _loss(kind, z, du.gather(y[sl]), du.gather(y_aux[sl]))
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grads": [p.grad for p in model.parameters()]},
+               os.path.join(out_dir, f"{rank}.pt"))
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["nt_xent", "mcl"])
+def test_two_processes_equal_one(tmp_path, kind):
+    x, y, y_aux = _batch()
+    model = _model()
+    ref = _loss(kind, model(x), y, y_aux)
+    ref.backward()
+    mp.spawn(_worker, args=(2, str(tmp_path / "init"), kind, str(tmp_path)), nprocs=2)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"{rank}.pt")
+        torch.testing.assert_close(got["loss"], ref.detach())
+        for g, p in zip(got["grads"], model.parameters(), strict=True):
+            torch.testing.assert_close(g, p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_gather_is_identity_without_process_group():
+    t = torch.randn(4, 3)
+    assert du.gather(t) is t
+    assert du.world_size() == 1 and du.rank() == 0
