@@ -187,7 +187,7 @@ class Config:
         """Raise ``ValueError`` naming the first bad field and the fix."""
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} is not known; choose one of {list(METHODS)}")
-        if self.arch not in ("resnet18", "resnet34"):
+        if self.arch not in ("resnet18", "resnet34", "tv-resnet18", "tv-resnet34", "tv-resnet50", "tv-resnet152"):
             raise ValueError(f"arch={self.arch!r} is not known; choose resnet18 or resnet34")
         for name in ("epochs", "batch_size", "proj_dim"):
             if int(getattr(self, name)) < 1:

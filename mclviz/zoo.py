@@ -1,0 +1,81 @@
+"""The shipped checkpoints (``checkpoints/``) and a load-or-train helper for notebooks.
+
+``checkpoints/manifest.json`` lists one entry per method (``mcl``, ``simclr``, ...): the
+file, the full config, the metrics measured when it was shipped and its sha256. The
+checkpoints folder is found next to the package (a source checkout), or at
+``$MCLVIZ_CHECKPOINTS``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .checkpoint import Checkpoint, load, read_manifest, sha256
+from .config import Config
+
+__all__ = ["checkpoints_dir", "load_or_train", "manifest", "shipped_checkpoint"]
+
+
+def checkpoints_dir() -> Path:
+    """``$MCLVIZ_CHECKPOINTS``, else the ``checkpoints/`` folder of the source checkout."""
+    env = os.environ.get("MCLVIZ_CHECKPOINTS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+def manifest(folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The manifest of shipped checkpoints ({} when there is none)."""
+    return read_manifest(folder or checkpoints_dir())
+
+
+def shipped_checkpoint(method: str, folder: str | os.PathLike | None = None,
+                       *, verify: bool = True) -> Path | None:
+    """Path of the shipped checkpoint for ``method``, or None when none is shipped.
+
+    With ``verify``, a file whose sha256 differs from the manifest raises ``ValueError``.
+    """
+    folder = Path(folder or checkpoints_dir())
+    entry = manifest(folder).get(method)
+    if entry is None:
+        return None
+    path = folder / entry["file"]
+    if not path.exists():
+        return None
+    if verify and sha256(path) != entry["sha256"]:
+        raise ValueError(
+            f"{path} does not match its manifest sha256 ({entry['sha256'][:12]}...); "
+            "restore it with `git checkout checkpoints/` or retrain it"
+        )
+    return path
+
+
+def load_or_train(
+    method: str = "mcl",
+    *,
+    use_shipped: bool = True,
+    preset: str = "tiny",
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    **overrides: Any,
+) -> Checkpoint:
+    """Load the shipped checkpoint of ``method``, or train one with ``preset``.
+
+    Args:
+        method: a method name of ``mclviz.config.METHODS``.
+        use_shipped: load ``checkpoints/<method>`` when it is shipped.
+        preset: the preset to train with otherwise (``tiny`` takes seconds).
+        out: run folder for the trained checkpoint (reused, resumed, when it exists);
+            default ``runs/<method>-<preset>``.
+        overrides: config fields for the training run (e.g. ``train_subset=2000``).
+    """
+    if use_shipped:
+        path = shipped_checkpoint(method)
+        if path is not None:
+            return load(path)
+    from .train import train
+
+    config = Config.preset(preset, method=method, **overrides)
+    out = Path(out or f"runs/{method}-{preset}")
+    result = train(config, out=out, resume=True, progress=progress)
+    return load(result.checkpoint)

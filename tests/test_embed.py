@@ -1,0 +1,209 @@
+"""mclviz.embed with a tiny stand-in model (flatten + linear), no real ResNet."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from mclviz.embed import embed, embed_features, view_indices
+
+
+class Tiny(nn.Module):
+    """model(x) -> z (n, 5); features(x) -> (n, 7); logits(x) -> (n, 3). Records calls."""
+
+    def __init__(self, h: int = 4, w: int = 4) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * h * w, 7))
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(7, 5)
+        self.cls = nn.Linear(7, 3)
+        self.calls: list[tuple[int, bool, bool]] = []  # (batch, training, grad enabled)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls.append((x.shape[0], self.training, torch.is_grad_enabled()))
+        if not (x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1):
+            raise AssertionError("model expects float images in [0, 1]")
+        return self.drop(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cls(self.features(x))
+
+
+def _sei(x: torch.Tensor, m: int) -> torch.Tensor:
+    """The SEI view definition of docs/CONVENTIONS.md."""
+    if m >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k=m % 4, dims=(-2, -1))
+
+
+@pytest.fixture
+def images() -> torch.Tensor:
+    return torch.randint(
+        0, 256, (23, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
+
+
+@pytest.fixture
+def model() -> Tiny:
+    torch.manual_seed(0)
+    return Tiny()
+
+
+@pytest.mark.parametrize("views", [1, 4, 8, [0, 5, 7]])
+@pytest.mark.parametrize("output", ["z", "features", "logits"])
+def test_embed_matches_per_view_forward(model, images, views, output):
+    out = embed(model, images, views=views, batch_size=5, progress=False, output=output)
+    vs = view_indices(views)
+    fn = {"z": model, "features": model.features, "logits": model.logits}[output]
+    model.eval()
+    with torch.no_grad():
+        want = torch.stack([fn(_sei(images, m).float() / 255) for m in vs], dim=1)
+    assert out.shape == (23, len(vs), want.shape[-1])
+    assert out.dtype == torch.float32 and out.device.type == "cpu"
+    torch.testing.assert_close(out, want, rtol=1e-6, atol=1e-6)
+
+
+def test_sei_views_are_rotations_and_flips():
+    img = torch.arange(16, dtype=torch.uint8).view(1, 1, 4, 4).expand(1, 3, 4, 4).contiguous()
+
+    class Identity(nn.Module):
+        def forward(self, x):
+            return x[:, 0].flatten(1)
+
+    out = embed(Identity(), img, views=8, progress=False)  # (1, 8, 16)
+    base = img[0, 0].float() / 255
+    for m in range(8):
+        want = torch.rot90(base.flip(-1) if m >= 4 else base, k=m % 4, dims=(0, 1))
+        torch.testing.assert_close(out[0, m], want.flatten())
+    # view 1 is a 90 degree counter-clockwise turn: the top row becomes the left column
+    v1 = out[0, 1].view(4, 4)
+    torch.testing.assert_close(v1[:, 0], base[0].flip(0))
+
+
+def test_batches_no_grad_eval_and_mode_restored(model, images):
+    model.train()
+    model.head.eval()  # a mixed state must come back exactly
+    embed(model, images, views=4, batch_size=6, progress=False)
+    assert max(b for b, _, _ in model.calls) <= 6
+    assert len(model.calls) == 4 * 4  # ceil(23 / 6) batches x 4 views
+    assert not any(training or grad for _, training, grad in model.calls)
+    assert model.training and model.body.training and not model.head.training
+
+
+def test_deterministic_despite_dropout_and_float_images(model, images):
+    a = embed(model, images, progress=False)
+    b = embed(model, images.float() / 255, progress=False)
+    torch.testing.assert_close(a, b)
+
+
+def test_embed_features_wrapper(model, images):
+    torch.testing.assert_close(
+        embed_features(model, images, views=4, progress=False),
+        embed(model, images, views=4, output="features", progress=False),
+    )
+
+
+def test_cache_written_atomically_and_reused(model, images, tmp_path):
+    first = embed(
+        model, images, views=4, cache_dir=tmp_path, cache_key="ckpt-abc/cifar", progress=False
+    )
+    files = os.listdir(tmp_path)
+    assert len(files) == 1 and files[0].endswith(".safetensors") and "/" not in files[0]
+    assert not [f for f in files if f.endswith(".tmp")]
+    n_calls = len(model.calls)
+    again = embed(
+        model, images, views=4, cache_dir=tmp_path, cache_key="ckpt-abc/cifar", progress=False
+    )
+    assert len(model.calls) == n_calls  # served from the cache
+    assert torch.equal(again, first)
+    # another view set, output or image set is another file
+    embed(
+        model, images, views=[0, 4], cache_dir=tmp_path, cache_key="ckpt-abc/cifar", progress=False
+    )
+    embed(
+        model,
+        images,
+        views=4,
+        output="features",
+        cache_dir=tmp_path,
+        cache_key="ckpt-abc/cifar",
+        progress=False,
+    )
+    embed(
+        model,
+        images.flip(0),
+        views=4,
+        cache_dir=tmp_path,
+        cache_key="ckpt-abc/cifar",
+        progress=False,
+    )
+    assert len(os.listdir(tmp_path)) == 4
+
+
+def test_no_file_written_without_cache_dir(model, images, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    embed(model, images, views=2, progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_save_leaves_no_temp_file(model, images, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", boom)
+    with pytest.raises(OSError, match="disk full"):
+        embed(model, images, cache_dir=tmp_path, cache_key="k", progress=False)
+    assert os.listdir(tmp_path) == []
+
+
+def test_errors(model, images, tmp_path):
+    with pytest.raises(ValueError, match="cache_key"):
+        embed(model, images, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="views=9"):
+        embed(model, images, views=9, progress=False)
+    with pytest.raises(ValueError, match=r"views=\[0, 8\]"):
+        embed(model, images, views=[0, 8], progress=False)
+    with pytest.raises(ValueError, match="output='proj'"):
+        embed(model, images, output="proj", progress=False)
+    with pytest.raises(ValueError, match=r"expected \(N, 3, H, W\)"):
+        embed(model, images[:, 0], progress=False)
+    with pytest.raises(TypeError, match="dtype torch.int64"):
+        embed(model, images.long(), progress=False)
+    with pytest.raises(ValueError, match="images is empty"):
+        embed(model, images[:0], progress=False)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        embed(model, images, batch_size=0, progress=False)
+    with pytest.raises(ValueError, match="the model is on cpu"):
+        embed(model, images, device="meta", progress=False)
+    with pytest.raises(ValueError, match="model.features"):
+        embed(nn.Flatten(), images, output="features", progress=False)
+
+    class Pair(nn.Module):  # returns (features, projection) like the authors' model
+        def forward(self, x):
+            return x.flatten(1), x.flatten(1)
+
+    with pytest.raises(ValueError, match="expected one \\(n, d\\) tensor"):
+        embed(Pair(), images, progress=False)
+
+
+def test_views_agree_with_mclviz_transforms():
+    transforms = pytest.importorskip("mclviz.transforms")
+    if not hasattr(transforms, "sei_view"):
+        pytest.skip("mclviz.transforms.sei_view not there yet")
+    x = torch.randint(0, 256, (2, 3, 5, 6), dtype=torch.uint8)
+
+    class Identity(nn.Module):
+        def forward(self, x):
+            return x.flatten(1)
+
+    out = embed(Identity(), x, views=8, progress=False)
+    for m in range(8):
+        torch.testing.assert_close(out[:, m], transforms.sei_view(x, m).float().flatten(1) / 255)
