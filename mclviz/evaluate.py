@@ -92,6 +92,7 @@ def evaluate(
     data_root: str | None = None,
     train_subset: int | None = None,
     test_subset: int | None = None,
+    covariance: str = "class",
     batch_size: int = 512,
     cache_dir: str | Path | None = None,
     progress: bool = True,
@@ -104,6 +105,8 @@ def evaluate(
         ood: OOD data set names (``mclviz.data``); open-set models add ``open-set``.
         sei: numbers of SEI views to report (1 = plain inference, 4, 8).
         data: preloaded images (else loaded from ``data_root`` with the subsets).
+        covariance: ``"class"`` (one covariance per class, Eq. 12) or ``"tied"`` (shared;
+            for small training subsets with fewer images per class than dimensions).
         return_scores: also return the raw per-view score tensors and predictions
             (used by the figures).
 
@@ -132,7 +135,7 @@ def evaluate(
                      output=out, progress=progress)
 
     (xtr, ytr), (xte, yte) = data.train, data.test
-    gaussians = fit_sei_gaussians(emb(xtr, r, "train"), ytr)
+    gaussians = fit_sei_gaussians(emb(xtr, r, "train"), ytr, covariance=covariance)
     test_scores = sei_scores(emb(xte, w_max, "test"), gaussians)  # (n, W, C)
     ood_scores = {name: sei_scores(emb(x, w_max, f"ood-{name}"), gaussians)
                   for name, x in data.ood.items()}
