@@ -79,10 +79,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .report import reproduce
 
+    kwargs = {}
+    if args.methods:
+        kwargs["methods"] = args.methods
     path = reproduce(out=args.out, train=args.train, preset=args.preset,
                      checkpoints=args.checkpoints, data_root=args.data_root,
                      test_subset=args.test_subset, train_subset=args.train_subset,
-                     progress=not args.quiet)
+                     open_set=not args.no_open_set, device=args.device, n_boot=args.n_boot,
+                     cache_dir=args.cache_dir, figures=not args.no_figures,
+                     progress=not args.quiet, **kwargs)
     print(f"report written to {path}")
     return 0
 
@@ -126,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None)
     p.add_argument("--test-subset", type=int, default=None)
     p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--methods", nargs="+", default=None, help="methods to compare (default: all)")
+    p.add_argument("--no-open-set", action="store_true", help="skip the open-set evaluation")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per claim")
+    p.add_argument("--cache-dir", default=None, help="cache embeddings here")
+    p.add_argument("--no-figures", action="store_true")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
 

@@ -166,10 +166,15 @@ class _Stepper:
             return {"loss": terms["loss"], "ccm": terms["ccm"].detach(),
                     "spa": terms["spa"].detach()}
         if m == "msc":
-            center = self.center.to(z.device)
+            # z: (2n, feat_dim) backbone features f(x) of the two views (no projection head,
+            # as Reiss & Hoshen); batch norm runs in eval mode (``_freeze_bn``).
+            center = self.center.to(device=z.device, dtype=z.dtype)  # (feat_dim,)
             loss = losses.mean_shifted(z, center, tau=cfg.msc_tau)
             out = {"loss": loss, "msc": loss.detach()}
             if cfg.msc_angular:
+                # -mean cos(z_i, c). The authors' ``--angular`` adds sum over the two views of
+                # mean ||z_i/|z_i| - c/|c| ||^2 = 4 + 4 * angular_center: msc_angular=4 gives
+                # their gradient (they also shift by the normalised center in that mode).
                 ang = losses.angular_center(z, center)
                 out["loss"] = loss + cfg.msc_angular * ang
                 out["angular"] = ang.detach()
@@ -185,24 +190,53 @@ def _freeze_bn(model: torch.nn.Module) -> None:
 
 def _msc_start(config: Config, model: MCLModel, images: torch.Tensor, device: torch.device,
                prec: Precision) -> torch.Tensor:
-    """Load the pretrained backbone for mean-shifted fine-tuning; return the feature center."""
-    if config.pretrained and config.pretrained != "imagenet":
-        src = load(config.pretrained).model
-        model.backbone.load_state_dict(src.backbone.state_dict())
-    elif config.pretrained == "imagenet":
+    """Load the starting backbone for mean-shifted fine-tuning; return the feature center.
+
+    Reiss & Hoshen's recipe (their released code): the features are the backbone output
+    ``f(x)`` (no projection head), L2-normalised; the center is the mean of the normalised
+    features of the un-augmented normal training images, not renormalised, computed once
+    before fine-tuning with the starting weights (in float32, batch norm in eval mode).
+
+    ``config.pretrained``:
+
+    * ``"imagenet"``: torchvision's ImageNet weights from the torch hub cache (never
+      downloaded); ``config.arch`` must be a torchvision arch (``"tv-resnet18"``...).
+    * a checkpoint path: its backbone weights; ``arch``, ``width`` and ``normalize_input``
+      must match the checkpoint's (``mclviz.one_class.fine_tune`` copies them).
+    * None: the random initialisation (an ablation; the method assumes a pretrained
+      backbone).
+    """
+    from .models import TV_ARCHS
+
+    if config.pretrained == "imagenet":
+        if config.arch not in TV_ARCHS:
+            raise ValueError(
+                f"pretrained='imagenet' needs a torchvision arch, but arch={config.arch!r}; "
+                f"set arch to one of {sorted(TV_ARCHS)} (and width=1.0)"
+            )
         from .one_class import load_imagenet_backbone
 
         load_imagenet_backbone(model)
-    model.eval()
-    from .transforms import to_float
+    elif config.pretrained:
+        src = load(config.pretrained).model
+        fields = ("arch", "width", "normalize_input")
+        diff = {f: (getattr(src, f), getattr(model, f)) for f in fields
+                if getattr(src, f) != getattr(model, f)}
+        if diff:
+            have = ", ".join(f"{f}={a!r} (config: {b!r})" for f, (a, b) in diff.items())
+            raise ValueError(
+                f"pretrained={config.pretrained!r} holds a backbone with {have}; set those "
+                "config fields to the checkpoint's values (mclviz.one_class.fine_tune does it)"
+            )
+        model.backbone.load_state_dict(src.backbone.state_dict())
+    from .embed import embed
 
-    feats = []
-    with torch.no_grad():
-        for i in range(0, len(images), 512):
-            x = prec.prepare(to_float(images[i : i + 512]).to(device))
-            with prec.autocast():
-                feats.append(F.normalize(model.features(x).float(), dim=1).cpu())
-    return torch.cat(feats).mean(0)
+    # large inputs (torchvision archs resize to 224) take smaller batches
+    side = getattr(model, "image_size", images.shape[-1])
+    batch = max(16, 512 * images.shape[-1] ** 2 // side**2)
+    feats = embed(model, images, output="features", batch_size=batch, progress=False,
+                  amp=False)  # (N, 1, feat_dim), eval mode, float32
+    return F.normalize(feats[:, 0], dim=1).mean(0)  # (feat_dim,)
 
 
 def train(
@@ -257,6 +291,7 @@ def train(
     history: list[dict[str, float]] = []
     step = 0
     partial: dict[str, Any] = {"sums": {}, "count": 0}  # running sums of the current epoch
+    seconds_before = 0.0  # training wall time of earlier sessions of a resumed run
     path = Path(out) / CHECKPOINT_NAME if out is not None else None
     if resume and path is not None and path.exists():
         ck = load(path, device=device)
@@ -271,6 +306,7 @@ def train(
         step = ck.step
         history = list(ck.metrics.get("history", []))
         partial = ck.metrics.get("partial", partial)
+        seconds_before = float(ck.metrics.get("seconds", 0.0))
         if config.method == "msc" and "center" in ck.metrics:
             center = torch.tensor(ck.metrics["center"])
     ddp_model: torch.nn.Module = model
@@ -285,7 +321,8 @@ def train(
 
     def metrics() -> dict[str, Any]:
         m: dict[str, Any] = {"history": history, "partial": partial, "precision": prec.name,
-                             "device": str(device), "world_size": world}
+                             "device": str(device), "world_size": world,
+                             "seconds": seconds_before + time.perf_counter() - t0}
         if center is not None:
             m["center"] = center.tolist()
         return m
