@@ -79,3 +79,28 @@ def load_or_train(
     out = Path(out or f"runs/{method}-{preset}")
     result = train(config, out=out, resume=True, progress=progress)
     return load(result.checkpoint)
+
+
+def ship(run_checkpoint: str | os.PathLike, name: str,
+         folder: str | os.PathLike | None = None, *, total_steps: int | None = None) -> Path:
+    """Copy a run's checkpoint into the shipped folder as float16 weights, update the manifest.
+
+    The shipped file drops the optimizer state (notebooks only need the model) and keeps
+    the config, progress and metrics. ``total_steps`` (the run's full schedule) lets the
+    manifest say how far the run got: ``metrics["complete"]`` and ``metrics["fraction"]``.
+    """
+    from .checkpoint import save, update_manifest
+
+    folder = Path(folder or checkpoints_dir())
+    ck = load(run_checkpoint)
+    metrics = dict(ck.metrics)
+    metrics.pop("partial", None)
+    if ck.config.method != "msc":
+        metrics.pop("center", None)
+    if total_steps:
+        metrics["fraction"] = round(ck.step / total_steps, 4)
+        metrics["complete"] = ck.step >= total_steps
+    path = save(folder / f"{name}.safetensors", ck.model, ck.config, epoch=ck.epoch,
+                step=ck.step, metrics=metrics, half=True)
+    update_manifest(folder, name, path, metrics)
+    return path

@@ -172,3 +172,23 @@ def test_manifest(tmp_path):
     entry = ckpt.update_manifest(tmp_path, "simclr", path)
     assert entry["sha256"] == ckpt.sha256(path) and entry["method"] == "simclr"
     assert ckpt.read_manifest(tmp_path)["simclr"]["metrics"] == {"acc": 0.1}
+
+
+def test_ship_writes_half_weights_and_manifest(tmp_path, monkeypatch):
+    from mclviz import zoo
+
+    cfg, model = _tiny("mcl")
+    run = ckpt.save(tmp_path / "run" / "checkpoint.safetensors", model, cfg, step=5,
+                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+                    metrics={"history": [], "partial": {"sums": {}, "count": 1}})
+    shipped = tmp_path / "shipped"
+    path = zoo.ship(run, "mcl", shipped, total_steps=10)
+    entry = ckpt.read_manifest(shipped)["mcl"]
+    assert entry["metrics"]["fraction"] == 0.5 and entry["metrics"]["complete"] is False
+    assert "partial" not in entry["metrics"]
+    assert ckpt.load(path).optimizer_state is None
+    assert zoo.shipped_checkpoint("mcl", shipped) == path
+    path.write_bytes(path.read_bytes()[:-1] + b" ")
+    with pytest.raises(ValueError, match="does not match its manifest sha256"):
+        zoo.shipped_checkpoint("mcl", shipped)
+    assert zoo.shipped_checkpoint("simclr", shipped) is None
