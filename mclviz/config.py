@@ -56,7 +56,7 @@ class Config:
     """Every knob of a run. Field comments give units and the paper's value."""
 
     method: str = "mcl"  # one of METHODS
-    arch: str = "resnet34"  # backbone: resnet18 | resnet34 (paper: resnet34)
+    arch: str = "resnet34"  # CIFAR resnet18 | resnet34 (paper: resnet34), or tv-resnet* (ImageNet)
     width: float = 1.0  # channel multiplier of the backbone (paper: 1.0)
     proj_dim: int = 128  # projection head output dimension (paper: 128)
     head_hidden: int | None = None  # projection head hidden width; None = feature width
@@ -187,8 +187,12 @@ class Config:
         """Raise ``ValueError`` naming the first bad field and the fix."""
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} is not known; choose one of {list(METHODS)}")
-        if self.arch not in ("resnet18", "resnet34", "tv-resnet18", "tv-resnet34", "tv-resnet50", "tv-resnet152"):
-            raise ValueError(f"arch={self.arch!r} is not known; choose resnet18 or resnet34")
+        archs = ("resnet18", "resnet34", "tv-resnet18", "tv-resnet34", "tv-resnet50", "tv-resnet152")
+        if self.arch not in archs:
+            raise ValueError(
+                f"arch={self.arch!r} is not known; choose one of {archs} (tv-* are torchvision's "
+                "ImageNet ResNets, for mean-shifted fine-tuning)"
+            )
         for name in ("epochs", "batch_size", "proj_dim"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")

@@ -49,19 +49,40 @@ def init_from_env(device: torch.device) -> bool:
     return True
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 whose backward all-reduces (sums) the gradient.
+
+    Every process computes the same loss on the gathered batch and back-propagates its
+    own copy, so the all-reduce sums ``world`` identical gradients for this process's
+    share; DDP's gradient average divides that factor out again (module docstring).
+    """
+
+    @staticmethod
+    def forward(ctx, t: torch.Tensor) -> torch.Tensor:
+        ctx.n = t.shape[0]
+        parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, t.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous()
+        dist.all_reduce(grad)
+        r = dist.get_rank()
+        return grad[r * ctx.n : (r + 1) * ctx.n]
+
+
 def gather(t: torch.Tensor) -> torch.Tensor:
     """Concatenate ``t`` from every process along dim 0, in rank order.
 
-    Differentiable for floating-point tensors (``torch.distributed.nn.all_gather``);
-    integer tensors (labels) are gathered without autograd. Shares must have equal sizes.
-    A no-op outside a process group.
+    Differentiable for tensors that require grad (the backward all-reduces the gradient
+    and keeps this process's slice); labels are gathered without autograd. Shares must
+    have equal sizes. A no-op outside a process group.
     """
     if not is_distributed():
         return t
-    if t.is_floating_point() and t.requires_grad:
-        from torch.distributed.nn import functional as dist_fn
-
-        return torch.cat(dist_fn.all_gather(t), dim=0)
+    if t.requires_grad:
+        return _GatherWithGrad.apply(t)
     parts = [torch.empty_like(t) for _ in range(world_size())]
     dist.all_gather(parts, t.contiguous())
     return torch.cat(parts, dim=0)

@@ -21,7 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["ARCHS", "BasicBlock", "CifarResNet", "MCLModel", "build_model"]
+__all__ = [
+    "ARCHS",
+    "BasicBlock",
+    "CifarResNet",
+    "MCLModel",
+    "TV_ARCHS",
+    "TorchvisionMCLModel",
+    "build_model",
+]
 
 # stage depths of the two backbones the paper uses
 ARCHS: dict[str, tuple[int, int, int, int]] = {
@@ -140,9 +148,25 @@ class MCLModel(nn.Module):
             )
         return self.backbone((x - self.mean) / self.std)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Projection ``z = g(f(x))``: ``(n, 3, H, W)`` -> ``(n, proj_dim)`` (not normalised)."""
-        return self.head(self.features(x))
+    def forward(self, x: torch.Tensor, output: str = "z"):
+        """Projection ``z = g(f(x))``: ``(n, 3, H, W)`` -> ``(n, proj_dim)`` (not normalised).
+
+        ``output`` picks another head, so that a ``DistributedDataParallel`` wrapper (which
+        only sees ``forward``) can train every method: ``"features"`` -> ``f(x)``,
+        ``"logits"`` -> class logits, ``"rot"`` -> ``(class logits, rotation logits)``.
+        """
+        if output == "z":
+            return self.head(self.features(x))
+        if output == "features":
+            return self.features(x)
+        if output == "logits":
+            return self.logits(x)
+        if output == "rot":
+            if self.rot_head is None or self.classifier is None:
+                raise ValueError("output='rot' needs a model built with num_classes and rot_classes")
+            h = self.features(x)
+            return self.classifier(h), self.rot_head(h)
+        raise ValueError(f"output={output!r}: choose 'z', 'features', 'logits' or 'rot'")
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits ``(n, num_classes)``; only for models built with ``num_classes``."""
@@ -173,5 +197,104 @@ def build_model(
         rot_classes: size of an auxiliary rotation head (4 for Hendrycks et al. 2019; 0 = none).
         head_hidden: hidden width of the projection head (None = the feature width).
         normalize_input: standardise pixels with CIFAR-10 statistics inside the model.
+
+    ``name`` may also be a torchvision ImageNet ResNet of ``TV_ARCHS`` (``"tv-resnet18"``...),
+    built by :class:`TorchvisionMCLModel` (``width`` must then be 1.0).
     """
+    if name in TV_ARCHS:
+        return TorchvisionMCLModel(
+            name, width, proj_dim, num_classes, rot_classes, head_hidden, normalize_input
+        )
     return MCLModel(name, width, proj_dim, num_classes, rot_classes, head_hidden, normalize_input)
+
+
+# ------------------------------------------------------------------ torchvision ImageNet ResNets
+# Mean-Shifted Contrastive Loss (Reiss & Hoshen 2021) starts from ImageNet-pretrained ResNets.
+# arch name -> torchvision constructor name
+TV_ARCHS: dict[str, str] = {
+    "tv-resnet18": "resnet18",
+    "tv-resnet34": "resnet34",
+    "tv-resnet50": "resnet50",
+    "tv-resnet152": "resnet152",
+}
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+TV_IMAGE_SIZE = 224  # ImageNet resolution; Reiss & Hoshen upsample CIFAR-10 to 224
+
+
+class TorchvisionMCLModel(MCLModel):
+    """An ImageNet ResNet of torchvision with the interface of :class:`MCLModel`.
+
+    ``backbone`` is torchvision's ``resnet18`` / ``34`` / ``50`` / ``152`` with
+    ``fc = Identity``, so its output is the pooled feature (512 or 2048 wide), as in
+    Reiss & Hoshen's code; ``head`` is the same Linear-ReLU-Linear projection as
+    :class:`MCLModel` (unused by mean-shifted fine-tuning). The state-dict names under
+    ``backbone.`` are torchvision's, so ImageNet weights load with
+    ``mclviz.one_class.load_imagenet_backbone`` (which never downloads).
+
+    ``features(x)`` takes ``(n, 3, H, W)`` images in [0, 1] (e.g. CIFAR's 32x32), resizes
+    them to ``image_size`` (224) with bicubic interpolation and clamps to [0, 1] (the
+    authors resize the PIL image with bicubic filtering), then standardises with ImageNet's
+    channel statistics (``normalize_input=False`` skips that, as for :class:`MCLModel`).
+
+    The widths are ImageNet's: ``width`` must be 1.0.
+
+    >>> m = build_model("tv-resnet18", proj_dim=16)
+    >>> m.feat_dim, m(torch.rand(2, 3, 32, 32)).shape
+    (512, torch.Size([2, 16]))
+    """
+
+    def __init__(
+        self,
+        arch: str = "tv-resnet18",
+        width: float = 1.0,
+        proj_dim: int = 128,
+        num_classes: int = 0,
+        rot_classes: int = 0,
+        head_hidden: int | None = None,
+        normalize_input: bool = True,
+        image_size: int = TV_IMAGE_SIZE,
+    ) -> None:
+        # MCLModel.__init__ builds a CIFAR ResNet; this class builds its own modules.
+        nn.Module.__init__(self)
+        if arch not in TV_ARCHS:
+            raise ValueError(f"arch={arch!r} is not a torchvision arch; choose one of {sorted(TV_ARCHS)}")
+        if width != 1.0:
+            raise ValueError(
+                f"width={width!r}: {arch} has torchvision's fixed ImageNet widths; set width=1.0"
+            )
+        if proj_dim < 1:
+            raise ValueError(f"proj_dim={proj_dim!r} must be a positive integer (the paper uses 128)")
+        if int(image_size) != image_size or image_size < 32:
+            raise ValueError(f"image_size={image_size!r} must be an integer >= 32 (authors: 224)")
+        import torchvision  # heavy; only needed for these archs
+
+        self.arch, self.width, self.proj_dim = arch, 1.0, int(proj_dim)
+        self.image_size = int(image_size)
+        self.normalize_input = bool(normalize_input)
+        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if normalize_input else ((0.0,) * 3, (1.0,) * 3)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        net = getattr(torchvision.models, TV_ARCHS[arch])(weights=None)  # random init, no download
+        d = net.fc.in_features
+        net.fc = nn.Identity()
+        net.feat_dim = d  # read by MCLModel.feat_dim
+        self.backbone = net
+        hidden = int(head_hidden or d)
+        self.head = nn.Sequential(
+            nn.Linear(d, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, proj_dim)
+        )
+        self.classifier = nn.Linear(d, num_classes) if num_classes else None
+        self.rot_head = nn.Linear(d, rot_classes) if rot_classes else None
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features: ``(n, 3, H, W)`` in [0, 1] -> resized to 224 -> ``(n, feat_dim)``."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(
+                f"x has shape {tuple(x.shape)}; expected (n, 3, H, W) float images in [0, 1]"
+            )
+        s = self.image_size
+        if tuple(x.shape[-2:]) != (s, s):
+            x = F.interpolate(x, size=(s, s), mode="bicubic", align_corners=False)
+            x = x.clamp(0.0, 1.0)  # (n, 3, s, s); bicubic overshoots a little
+        return self.backbone((x - self.mean) / self.std)

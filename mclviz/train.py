@@ -112,7 +112,7 @@ class _Stepper:
     def _embed(self, x: torch.Tensor, features: bool = False) -> torch.Tensor:
         x = self.prec.prepare(x)
         with self.prec.autocast():
-            out = self.model.features(x) if features else self.model(x)
+            out = self.model(x, output="features" if features else "z")
         return out.float()
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
@@ -123,16 +123,15 @@ class _Stepper:
             view = self.light_aug(x, generator=gen)  # (n, 3, 32, 32)
             if m == "ce":
                 with self.prec.autocast():
-                    logits = self.model.logits(self.prec.prepare(view)).float()
+                    logits = self.model(self.prec.prepare(view), output="logits").float()
                 loss = F.cross_entropy(logits, y)
                 return {"loss": loss, "ce": loss.detach()}
             n = len(view)
             k = torch.arange(4, device=x.device).repeat_interleave(n)  # (4n,) rotation labels
             views4 = rotate(view.repeat(4, 1, 1, 1), k)  # (4n, 3, 32, 32), blocks by rotation
             with self.prec.autocast():
-                h = self.model.features(self.prec.prepare(views4))
-                logits = self.model.classifier(h[:n]).float()
-                rot_logits = self.model.rot_head(h).float()
+                logits, rot_logits = self.model(self.prec.prepare(views4), output="rot")
+                logits, rot_logits = logits[:n].float(), rot_logits.float()
             ce, rl = F.cross_entropy(logits, y), F.cross_entropy(rot_logits, k)
             loss = ce + cfg.rot_weight * rl
             return {"loss": loss, "ce": ce.detach(), "rot": rl.detach()}
@@ -312,7 +311,9 @@ def train(
     ddp_model: torch.nn.Module = model
     if distributed:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            # heads a method does not use (the projection head of ce / rot / msc) get no grad
+            find_unused_parameters=config.method in ("ce", "rot", "msc"),
         )
     stepper = _Stepper(config, model, prec, center)
     if distributed:
