@@ -192,3 +192,20 @@ def test_ship_writes_half_weights_and_manifest(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="does not match its manifest sha256"):
         zoo.shipped_checkpoint("mcl", shipped)
     assert zoo.shipped_checkpoint("simclr", shipped) is None
+
+
+def test_shipped_checkpoints_match_their_manifest():
+    """Every checkpoint in checkpoints/manifest.json loads, matches its sha256 and config."""
+    from mclviz import zoo
+
+    entries = zoo.manifest()
+    assert entries, "checkpoints/manifest.json lists no shipped checkpoint"
+    for name, entry in entries.items():
+        path = zoo.shipped_checkpoint(name)  # raises on a sha256 mismatch
+        assert path is not None, f"{name}: {entry['file']} is missing"
+        ck = ckpt.load(path)
+        assert ck.config.to_dict() == entry["config"] and ck.step == entry["step"]
+        assert ck.optimizer_state is None  # shipped files hold weights only
+        with torch.no_grad():
+            z = ck.model(torch.rand(2, 3, 32, 32))
+        assert z.shape == (2, ck.config.proj_dim) and torch.isfinite(z).all()
