@@ -65,6 +65,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         args.checkpoint, ood=args.ood, sei=[int(w) for w in args.sei],
         data_root=args.data_root, test_subset=args.test_subset,
         train_subset=args.train_subset, progress=not args.quiet,
+        precision=args.precision, device=args.device,
     )
     print(format_table(table))
     if args.out:
@@ -87,6 +88,7 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
                      test_subset=args.test_subset, train_subset=args.train_subset,
                      open_set=not args.no_open_set, device=args.device, n_boot=args.n_boot,
                      cache_dir=args.cache_dir, figures=not args.no_figures,
+                     precision=args.precision,
                      progress=not args.quiet, **kwargs)
     print(f"report written to {path}")
     return 0
@@ -97,6 +99,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     demo(out=args.out, data_root=args.data_root, progress=not args.quiet)
     return 0
+
+
+def _add_precision_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="embedding precision: auto = bf16 autocast where the device does it "
+                        "fast (moves AUROC by < 0.001), fp32 = exact")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-subset", type=int, default=None,
                    help="fit the Gaussians on this many training images (default: all)")
     p.add_argument("--out", default=None, help="folder for evaluation.csv / evaluation.json")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
+    _add_precision_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -137,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per claim")
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     p.add_argument("--no-figures", action="store_true")
+    _add_precision_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
 

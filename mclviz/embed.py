@@ -160,7 +160,8 @@ def embed(
         batch_size: images per forward pass.
         device: where the model runs; default (and it must be) the model's device: embed
             never moves the caller's model.
-        amp: autocast (fp16 on CUDA, bf16 on CPU); default on for CUDA, off for the CPU.
+        amp: autocast (fp16 on CUDA, bf16 on CPU), with channels-last inputs; default on
+            for CUDA, off for the CPU (``mclviz.evaluate`` turns it on where it pays).
         cache_dir: folder for a safetensors cache; nothing is written without it.
         cache_key: required with ``cache_dir``: names the model and data, e.g.
             ``f"{checkpoint_sha}-cifar10-test"``. The file name also hashes the views,
@@ -234,6 +235,8 @@ def embed(
                 for j, m in enumerate(vs):
                     x = _sei_view(batch, m)
                     x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+                    if amp:
+                        x = x.contiguous(memory_format=torch.channels_last)
                     with torch.autocast(dev.type, dtype=amp_dtype, enabled=bool(amp)):
                         y = forward(x)
                     if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:

