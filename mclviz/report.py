@@ -453,6 +453,26 @@ def _missing_reason(models: dict[str, _Model], names: Sequence[str]) -> str:
     return "; ".join(reasons)
 
 
+def _unequal_training(models: dict[str, _Model], comparisons) -> str:
+    """A note when the compared models trained for different numbers of epochs.
+
+    The shipped checkpoints are trained in turn within CPU budgets, so some may stop
+    before their schedule ends; a claim comparing them then says so, since the model
+    trained longer has an advantage the paper's comparison does not give it.
+    """
+    names = dict.fromkeys(n for _, sa, _, sb in comparisons for n in (sa.model, sb.model))
+    done = {}
+    for n in names:
+        ck = models[n].checkpoint if n in models else None
+        if ck is not None:
+            done[n] = (ck.epoch, ck.config.epochs)
+    equal = len({e for e, _ in done.values()}) <= 1
+    if equal and all(e >= c for e, c in done.values()):
+        return ""
+    what = "trained short of the schedule" if equal else "unequal training"
+    return f"{what}: " + ", ".join(f"{n} {e} of {c} epochs" for n, (e, c) in done.items())
+
+
 def _claims(
     models: dict[str, _Model], data, claim_ood: str, cache_dir: Path, *, n_boot: int, progress: bool
 ) -> pd.DataFrame:
@@ -494,9 +514,15 @@ def _claims(
                 }
             )
         overall = _combine([r["verdict"] for r in tested])
-        note = ""
+        notes = []
         if skipped and tested:
-            note = "not compared: " + "; ".join(f"{a} vs {b} ({why})" for a, b, why in skipped)
+            notes.append(
+                "not compared: " + "; ".join(f"{a} vs {b} ({why})" for a, b, why in skipped)
+            )
+        unequal = _unequal_training(models, comparisons) if tested else ""
+        if unequal:
+            notes.append(unequal)
+        note = "; ".join(notes)
         for r in tested:
             r["claim_verdict"], r["note"] = overall, note
         rows.extend(tested)

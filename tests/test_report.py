@@ -405,3 +405,22 @@ def test_data_caveats_come_from_the_readme(tmp_path):
         "# data\n\nCaveats, to state:\n- one\n  continued\n- two\n\nOther text.\n"
     )
     assert rp._data_caveats(str(tmp_path)) == ["one continued", "two"]
+
+
+def test_claims_note_unequal_training():
+    def model(epoch, epochs=15):
+        cfg = SimpleNamespace(epochs=epochs)
+        return rp._Model("x", checkpoint=SimpleNamespace(epoch=epoch, config=cfg))
+
+    comparisons = rp._CLAIMS["b"][2]  # mcl against supclr
+    same = {"mcl": model(15), "supclr": model(15)}
+    assert rp._unequal_training(same, comparisons) == ""
+    short = {"mcl": model(15), "supclr": model(6)}
+    assert rp._unequal_training(short, comparisons) == (
+        "unequal training: mcl 15 of 15 epochs, supclr 6 of 15 epochs"
+    )
+    # equally short is still short of the schedule, and said so
+    both = {"mcl": model(6), "supclr": model(6)}
+    assert rp._unequal_training(both, comparisons) == (
+        "trained short of the schedule: mcl 6 of 15 epochs, supclr 6 of 15 epochs"
+    )
