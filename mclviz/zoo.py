@@ -9,6 +9,7 @@ checkpoints folder is found next to the package (a source checkout), or at
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,12 @@ def load_or_train(
 
     config = Config.preset(preset, method=method, **overrides)
     out = Path(out or f"runs/{method}-{preset}")
+    if use_shipped:  # the caller asked for a shipped model and gets a trained one: say so
+        warnings.warn(
+            f"no shipped checkpoint for {method!r} in {checkpoints_dir()}; training the "
+            f"{preset!r} preset into {out} instead (see scripts/train_shipped.py to ship one)",
+            stacklevel=2,
+        )
     result = train(config, out=out, resume=True, progress=progress)
     return load(result.checkpoint)
 

@@ -209,3 +209,20 @@ def test_shipped_checkpoints_match_their_manifest():
         with torch.no_grad():
             z = ck.model(torch.rand(2, 3, 32, 32))
         assert z.shape == (2, ck.config.proj_dim) and torch.isfinite(z).all()
+
+
+def test_load_or_train_loads_shipped_or_trains_and_says_so(tmp_path, monkeypatch, data_root):
+    from mclviz import zoo
+
+    shipped = tmp_path / "shipped"
+    monkeypatch.setenv("MCLVIZ_CHECKPOINTS", str(shipped))
+    kw = {"preset": "tiny", "progress": False, "data_root": str(data_root),
+          "train_subset": 64, "epochs": 1}
+    with pytest.warns(UserWarning, match="no shipped checkpoint for 'ccm'.*training the 'tiny'"):
+        trained = zoo.load_or_train("ccm", out=tmp_path / "run", **kw)
+    assert trained.config.method == "ccm" and trained.path == tmp_path / "run" / "checkpoint.safetensors"
+    zoo.ship(trained.path, "ccm", shipped)
+    loaded = zoo.load_or_train("ccm", out=tmp_path / "other", **kw)  # no training, no warning
+    assert loaded.path == shipped / "ccm.safetensors" and not (tmp_path / "other").exists()
+    for name, p in trained.model.state_dict().items():  # float16 copies of the same weights
+        torch.testing.assert_close(loaded.model.state_dict()[name], p, atol=2e-3, rtol=2e-3)
