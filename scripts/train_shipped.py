@@ -29,14 +29,15 @@ from mclviz.train import prepare_data, train
 from mclviz.zoo import checkpoints_dir, ship
 
 #: name -> config overrides on top of Config.preset("small", ...), in training order:
-#: the headline model first, then the rows its claims compare against.
+#: the headline model first, then the rows its claims compare against, then the rest of
+#: what the notebooks open (simclr, ccm), then the cross-entropy baselines.
 MODELS = {
     "mcl": {"method": "mcl"},
     "supclr": {"method": "supclr"},
     "mcl-noaux": {"method": "mcl-noaux"},
-    "ce": {"method": "ce"},
     "simclr": {"method": "simclr"},
     "ccm": {"method": "ccm"},
+    "ce": {"method": "ce"},
     "rot": {"method": "rot"},
     "mcl-openset": {"method": "mcl", "known_classes": [0, 1, 2, 3, 4, 5]},
 }
