@@ -46,7 +46,8 @@ bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: setup
-	$(VENV)/bin/ruff check mclviz tests benchmarks
+	$(VENV)/bin/ruff check mclviz tests benchmarks scripts
+	$(VENV)/bin/ruff format --check mclviz tests benchmarks scripts
 
 clean-venv:
 	rm -rf $(VENV)

@@ -40,21 +40,27 @@ def main() -> None:
     if path is None:
         sys.exit("no shipped mcl checkpoint; pass --checkpoint PATH")
     ood = ["tinyimagenet-resize"]
-    data = load_eval_data("cifar10", ood=ood, data_root=args.data_root,
-                          train_subset=args.train_subset, test_subset=args.test_subset)
+    data = load_eval_data(
+        "cifar10",
+        ood=ood,
+        data_root=args.data_root,
+        train_subset=args.train_subset,
+        test_subset=args.test_subset,
+    )
     load_avg = os.getloadavg()[0]
     runs = {}
     for precision in ("fp32", "bf16"):
         ck = load(path)  # a fresh model each time: bf16 turns it channels-last
         t0, c0 = time.perf_counter(), time.process_time()
-        table = evaluate(ck, data=data, ood=ood, sei=(1, 4, 8), precision=precision,
-                         progress=False)
+        table = evaluate(ck, data=data, ood=ood, sei=(1, 4, 8), precision=precision, progress=False)
         runs[precision] = (time.perf_counter() - t0, time.process_time() - c0, table)
     n_te, n_tr = len(data.test[1]), len(data.train[1])
-    print(f"evaluate {Path(path).name}: {n_tr} train x 4 rotations, {n_te} test + "
-          f"{len(data.ood[ood[0]])} OOD x 8 views, scoring 1/4/8 views x 3 aggregations x "
-          f"2 variants ({torch.get_num_threads()} threads, load average {load_avg:.1f} at "
-          "the start)")
+    print(
+        f"evaluate {Path(path).name}: {n_tr} train x 4 rotations, {n_te} test + "
+        f"{len(data.ood[ood[0]])} OOD x 8 views, scoring 1/4/8 views x 3 aggregations x "
+        f"2 variants ({torch.get_num_threads()} threads, load average {load_avg:.1f} at "
+        "the start)"
+    )
     for precision, (wall, cpu, _) in runs.items():
         print(f"  {precision}: {wall:6.1f} s wall, {cpu:6.1f} s CPU   (target 90 s)")
     print(f"  bf16 / fp32 speed-up: {runs['fp32'][0] / runs['bf16'][0]:.2f}x")
@@ -64,12 +70,16 @@ def main() -> None:
     print("  accuracy and AUROC (%), fp32 -> bf16:")
     for idx in a.index:
         ra, rb = a.loc[idx], b.loc[idx]
-        print(f"    W={idx[0]} {idx[1]:5s} {idx[2]:8s}: acc {100 * ra['accuracy']:6.2f} -> "
-              f"{100 * rb['accuracy']:6.2f}   AUROC {100 * ra['auroc']:6.2f} -> "
-              f"{100 * rb['auroc']:6.2f}")
+        print(
+            f"    W={idx[0]} {idx[1]:5s} {idx[2]:8s}: acc {100 * ra['accuracy']:6.2f} -> "
+            f"{100 * rb['accuracy']:6.2f}   AUROC {100 * ra['auroc']:6.2f} -> "
+            f"{100 * rb['auroc']:6.2f}"
+        )
     d_acc = (a["accuracy"] - b["accuracy"]).abs().max()
     d_auc = (a["auroc"] - b["auroc"]).abs().max()
-    print(f"  largest difference: accuracy {100 * d_acc:.2f} points, AUROC {100 * d_auc:.2f} points")
+    print(
+        f"  largest difference: accuracy {100 * d_acc:.2f} points, AUROC {100 * d_auc:.2f} points"
+    )
 
 
 if __name__ == "__main__":

@@ -49,20 +49,34 @@ def main() -> None:
         ck = load(args.checkpoint)
     else:
         ck = load_or_train("mcl", preset="tiny", out="runs/bench-retrain-tiny", progress=False)
-    print(f"model: {ck.config.method} {ck.config.arch} x {ck.config.width} "
-          f"(feat {ck.model.feat_dim}, proj {ck.config.proj_dim}) from {ck.path} "
-          f"[{time.perf_counter() - t0:.1f} s]")
-    print(f"threads: torch {torch.get_num_threads()}, OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores")
-    data = load_eval_data(ck.config.dataset, ood=("tinyimagenet-resize", "gaussian"),
-                          train_subset=args.train, test_subset=args.test)
+    print(
+        f"model: {ck.config.method} {ck.config.arch} x {ck.config.width} "
+        f"(feat {ck.model.feat_dim}, proj {ck.config.proj_dim}) from {ck.path} "
+        f"[{time.perf_counter() - t0:.1f} s]"
+    )
+    print(
+        f"threads: torch {torch.get_num_threads()}, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS')}, load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
+    data = load_eval_data(
+        ck.config.dataset,
+        ood=("tinyimagenet-resize", "gaussian"),
+        train_subset=args.train,
+        test_subset=args.test,
+    )
 
     t0 = time.perf_counter()
     panel = RetrainPanel.from_data(
-        ck.model, data, config=ck.config.replace(epochs=1, precision="fp32"),
-        views=args.views, fast_epochs=args.epochs, projection=args.projection,
-        sample=args.points, method="mcl" if ck.config.method == "mcl" else "mcl-noaux")
+        ck.model,
+        data,
+        config=ck.config.replace(epochs=1, precision="fp32"),
+        views=args.views,
+        fast_epochs=args.epochs,
+        projection=args.projection,
+        sample=args.points,
+        method="mcl" if ck.config.method == "mcl" else "mcl-noaux",
+    )
     build = time.perf_counter() - t0
     print(f"\n(1) feature cache: {panel.cache}  -> {build:.1f} s (once)")
 
@@ -75,24 +89,32 @@ def main() -> None:
         moves.append(time.perf_counter() - t)
         r = panel.result
         retrain.append(r.seconds["train"] + r.seconds["score"])
-        print(f"    alpha={a:<4g} {moves[-1]:5.1f} s  ({retrain[-1]:.1f} s retrain + score)  "
-              f"acc {100 * r.accuracy:.1f}%  AUROC "
-              + ", ".join(f"{k} {100 * v:.1f}%" for k, v in r.auroc.items()))
+        print(
+            f"    alpha={a:<4g} {moves[-1]:5.1f} s  ({retrain[-1]:.1f} s retrain + score)  "
+            f"acc {100 * r.accuracy:.1f}%  AUROC "
+            + ", ".join(f"{k} {100 * v:.1f}%" for k, v in r.auroc.items())
+        )
     fast = statistics.median(moves)
     fast_retrain = statistics.median(retrain)
     verdict = "meets" if fast < 10 else "MISSES"
-    print(f"(2) fast mode slider move: median {fast:.1f} s = {fast_retrain:.1f} s retrain + "
-          f"score + {fast - fast_retrain:.1f} s figures ({args.projection}, {args.points} "
-          f"points); {verdict} the 10 s target")
+    print(
+        f"(2) fast mode slider move: median {fast:.1f} s = {fast_retrain:.1f} s retrain + "
+        f"score + {fast - fast_retrain:.1f} s figures ({args.projection}, {args.points} "
+        f"points); {verdict} the 10 s target"
+    )
 
     t = time.perf_counter()
     cfg = ck.config.replace(epochs=1, alpha=0.5, precision="fp32")
     full = retrain_full(cfg, *data.train, test=data.test, ood=data.ood)
     full_s = time.perf_counter() - t
-    print(f"(3) full mode, 1 epoch of the whole network on the same {args.train} images: "
-          f"{full_s:.1f} s ({full.seconds['train']:.1f} s training)")
-    print(f"\nratio full epoch / fast slider move: {full_s / fast:.1f}x; "
-          f"cache build / fast slider move: {build / fast:.1f}x")
+    print(
+        f"(3) full mode, 1 epoch of the whole network on the same {args.train} images: "
+        f"{full_s:.1f} s ({full.seconds['train']:.1f} s training)"
+    )
+    print(
+        f"\nratio full epoch / fast slider move: {full_s / fast:.1f}x; "
+        f"cache build / fast slider move: {build / fast:.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -67,9 +67,13 @@ def throughput(precision: str, steps: int, batch: int) -> dict[str, float]:
         opt.step()
 
     t_mcl, t_bare = _time(mcl_step, steps), _time(bare_step, steps)
-    return {"mcl_img_s": batch / t_mcl, "bare_img_s": batch / t_bare,
-            "views_s": 8 * batch / t_mcl, "bare_views_s": 8 * batch / t_bare,
-            "ratio": t_bare / t_mcl}
+    return {
+        "mcl_img_s": batch / t_mcl,
+        "bare_img_s": batch / t_bare,
+        "views_s": 8 * batch / t_mcl,
+        "bare_views_s": 8 * batch / t_bare,
+        "ratio": t_bare / t_mcl,
+    }
 
 
 def budget_run(precision: str, seconds: float) -> dict[str, float]:
@@ -89,14 +93,24 @@ def budget_run(precision: str, seconds: float) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
         steps = []
         t0 = time.perf_counter()
-        res = train(cfg, should_stop=lambda: time.perf_counter() - t0 > seconds,
-                    progress=False, out=out,
-                    callbacks=[lambda e: steps.append(e["step"]) if e["kind"] == "step" else None])
-        table = evaluate(res.checkpoint, ood=["tinyimagenet-resize"], sei=[1], progress=False,
-                         train_subset=10000, test_subset=2000, precision="fp32")
+        res = train(
+            cfg,
+            should_stop=lambda: time.perf_counter() - t0 > seconds,
+            progress=False,
+            out=out,
+            callbacks=[lambda e: steps.append(e["step"]) if e["kind"] == "step" else None],
+        )
+        table = evaluate(
+            res.checkpoint,
+            ood=["tinyimagenet-resize"],
+            sei=[1],
+            progress=False,
+            train_subset=10000,
+            test_subset=2000,
+            precision="fp32",
+        )
     row = table[table.variant == "paper"].iloc[0]
-    return {"steps": steps[-1] if steps else 0,
-            "accuracy": row.accuracy, "auroc": row.auroc}
+    return {"steps": steps[-1] if steps else 0, "accuracy": row.accuracy, "auroc": row.auroc}
 
 
 def main() -> None:
@@ -105,20 +119,30 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--budget-seconds", type=float, default=0.0)
     args = p.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} "
-          f"images = {8 * args.batch} views (4 rotations x 2 views)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch} "
+        f"images = {8 * args.batch} views (4 rotations x 2 views)"
+    )
     rows = {prec: throughput(prec, args.steps, args.batch) for prec in ("fp32", "bf16")}
-    print(f"{'precision':>9} {'MCL img/s':>10} {'MCL views/s':>12} {'bare views/s':>13} "
-          f"{'MCL/bare':>9}")
+    print(
+        f"{'precision':>9} {'MCL img/s':>10} {'MCL views/s':>12} {'bare views/s':>13} "
+        f"{'MCL/bare':>9}"
+    )
     for prec, r in rows.items():
-        print(f"{prec:>9} {r['mcl_img_s']:10.1f} {r['views_s']:12.1f} {r['bare_views_s']:13.1f} "
-              f"{r['ratio']:9.2f}")
-    print(f"bf16 / fp32 speed-up of the MCL step: {rows['bf16']['views_s'] / rows['fp32']['views_s']:.2f}x")
+        print(
+            f"{prec:>9} {r['mcl_img_s']:10.1f} {r['views_s']:12.1f} {r['bare_views_s']:13.1f} "
+            f"{r['ratio']:9.2f}"
+        )
+    print(
+        f"bf16 / fp32 speed-up of the MCL step: {rows['bf16']['views_s'] / rows['fp32']['views_s']:.2f}x"
+    )
     if args.budget_seconds > 0:
         for prec in ("fp32", "bf16"):
             r = budget_run(prec, args.budget_seconds)
-            print(f"{prec}: {args.budget_seconds:.0f} s of training -> {r['steps']} steps, "
-                  f"accuracy {r['accuracy']:.3f}, AUROC (tinyimagenet-resize) {r['auroc']:.3f}")
+            print(
+                f"{prec}: {args.budget_seconds:.0f} s of training -> {r['steps']} steps, "
+                f"accuracy {r['accuracy']:.3f}, AUROC (tinyimagenet-resize) {r['auroc']:.3f}"
+            )
 
 
 if __name__ == "__main__":

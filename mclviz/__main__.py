@@ -32,8 +32,9 @@ def _add_config_options(p: argparse.ArgumentParser) -> None:
         flags = [f"--{f.name.replace('_', '-')}"]
         if f.name == "dataset":
             flags.append("--data")
-        group.add_argument(*flags, dest=f"cfg_{f.name}", metavar="V", default=None,
-                           help=f"{f.name} ({f.type})")
+        group.add_argument(
+            *flags, dest=f"cfg_{f.name}", metavar="V", default=None, help=f"{f.name} ({f.type})"
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -53,8 +54,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     result = train(config, out=out, resume=args.resume, progress=not args.quiet)
     last = result.history[-1] if result.history else {}
-    print(json.dumps({"checkpoint": str(result.checkpoint), "seconds": round(result.seconds, 1),
-                      "precision": result.precision, "last_epoch": last}, indent=2))
+    print(
+        json.dumps(
+            {
+                "checkpoint": str(result.checkpoint),
+                "seconds": round(result.seconds, 1),
+                "precision": result.precision,
+                "last_epoch": last,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 
@@ -62,10 +72,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_table
 
     table = evaluate(
-        args.checkpoint, ood=args.ood, sei=[int(w) for w in args.sei],
-        data_root=args.data_root, test_subset=args.test_subset,
-        train_subset=args.train_subset, progress=not args.quiet,
-        precision=args.precision, device=args.device,
+        args.checkpoint,
+        ood=args.ood,
+        sei=[int(w) for w in args.sei],
+        data_root=args.data_root,
+        test_subset=args.test_subset,
+        train_subset=args.train_subset,
+        progress=not args.quiet,
+        precision=args.precision,
+        device=args.device,
     )
     print(format_table(table))
     if args.out:
@@ -83,13 +98,23 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     kwargs = {}
     if args.methods:
         kwargs["methods"] = args.methods
-    path = reproduce(out=args.out, train=args.train, preset=args.preset,
-                     checkpoints=args.checkpoints, data_root=args.data_root,
-                     test_subset=args.test_subset, train_subset=args.train_subset,
-                     open_set=not args.no_open_set, device=args.device, n_boot=args.n_boot,
-                     cache_dir=args.cache_dir, figures=not args.no_figures,
-                     precision=args.precision,
-                     progress=not args.quiet, **kwargs)
+    path = reproduce(
+        out=args.out,
+        train=args.train,
+        preset=args.preset,
+        checkpoints=args.checkpoints,
+        data_root=args.data_root,
+        test_subset=args.test_subset,
+        train_subset=args.train_subset,
+        open_set=not args.no_open_set,
+        device=args.device,
+        n_boot=args.n_boot,
+        cache_dir=args.cache_dir,
+        figures=not args.no_figures,
+        precision=args.precision,
+        progress=not args.quiet,
+        **kwargs,
+    )
     print(f"report written to {path}")
     return 0
 
@@ -102,9 +127,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _add_precision_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="embedding precision: auto = bf16 autocast where the device does it "
-                        "fast (moves AUROC by < 0.001), fp32 = exact")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="embedding precision: auto = bf16 autocast where the device does it "
+        "fast (moves AUROC by < 0.001), fp32 = exact",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,8 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sei", nargs="+", default=["1", "4", "8"], choices=["1", "4", "8"])
     p.add_argument("--data-root", default=None)
     p.add_argument("--test-subset", type=int, default=None, help="use this many test images")
-    p.add_argument("--train-subset", type=int, default=None,
-                   help="fit the Gaussians on this many training images (default: all)")
+    p.add_argument(
+        "--train-subset",
+        type=int,
+        default=None,
+        help="fit the Gaussians on this many training images (default: all)",
+    )
     p.add_argument("--out", default=None, help="folder for evaluation.csv / evaluation.json")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
     _add_precision_option(p)

@@ -249,8 +249,11 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Chec
         )
     config = Config.from_json(meta["config"])
     model = build_model_from_config(config)
-    state = {k[len("model/") :]: v.float() if v.is_floating_point() else v
-             for k, v in tensors.items() if k.startswith("model/")}
+    state = {
+        k[len("model/") :]: v.float() if v.is_floating_point() else v
+        for k, v in tensors.items()
+        if k.startswith("model/")
+    }
     model.load_state_dict(state)
     optimizer_state = None
     if "optimizer" in meta:
@@ -339,7 +342,9 @@ def load_official(source: str | os.PathLike | Mapping[str, torch.Tensor]) -> MCL
         except (RuntimeError, EOFError) as err:
             raise CheckpointError(f"{path} is not a readable PyTorch file ({err})") from None
     state = official_to_mclviz(raw)
-    blocks = {k.split(".")[1] + "." + k.split(".")[2] for k in state if k.startswith("backbone.layer")}
+    blocks = {
+        k.split(".")[1] + "." + k.split(".")[2] for k in state if k.startswith("backbone.layer")
+    }
     depths = tuple(sum(1 for b in blocks if b.startswith(f"layer{i}.")) for i in range(1, 5))
     arch = next((name for name, d in ARCHS.items() if d == depths), None)
     if arch is None:
@@ -370,8 +375,12 @@ def read_manifest(folder: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def update_manifest(folder: str | os.PathLike, name: str, checkpoint_file: str | os.PathLike,
-                    metrics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def update_manifest(
+    folder: str | os.PathLike,
+    name: str,
+    checkpoint_file: str | os.PathLike,
+    metrics: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """Add or replace the entry ``name`` (config, metrics, sha256, size) and rewrite atomically."""
     folder = Path(folder)
     ck = load(checkpoint_file)

@@ -187,7 +187,14 @@ class Config:
         """Raise ``ValueError`` naming the first bad field and the fix."""
         if self.method not in METHODS:
             raise ValueError(f"method={self.method!r} is not known; choose one of {list(METHODS)}")
-        archs = ("resnet18", "resnet34", "tv-resnet18", "tv-resnet34", "tv-resnet50", "tv-resnet152")
+        archs = (
+            "resnet18",
+            "resnet34",
+            "tv-resnet18",
+            "tv-resnet34",
+            "tv-resnet50",
+            "tv-resnet152",
+        )
         if self.arch not in archs:
             raise ValueError(
                 f"arch={self.arch!r} is not known; choose one of {archs} (tv-* are torchvision's "

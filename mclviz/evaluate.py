@@ -48,9 +48,12 @@ VARIANTS = ("paper", "official")
 class EvalData:
     """The images an evaluation needs: train (for the Gaussians), test, and OOD sets."""
 
-    def __init__(self, train: tuple[torch.Tensor, torch.Tensor],
-                 test: tuple[torch.Tensor, torch.Tensor],
-                 ood: dict[str, torch.Tensor]) -> None:
+    def __init__(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+        ood: dict[str, torch.Tensor],
+    ) -> None:
         self.train, self.test, self.ood = train, test, ood
 
 
@@ -148,9 +151,14 @@ def evaluate(
     if bad:
         raise ValueError(f"sei={list(sei)} holds {bad}; SEI uses 1, 4 or 8 views")
     if data is None:
-        data = load_eval_data(cfg.dataset, ood=ood, known_classes=cfg.known_classes,
-                              data_root=data_root or cfg.data_root,
-                              train_subset=train_subset, test_subset=test_subset)
+        data = load_eval_data(
+            cfg.dataset,
+            ood=ood,
+            known_classes=cfg.known_classes,
+            data_root=data_root or cfg.data_root,
+            train_subset=train_subset,
+            test_subset=test_subset,
+        )
     output = "features" if cfg.method in ("ce", "rot") else "z"
     w_max = max(sei)
     r = 4 if w_max > 1 else 1
@@ -158,41 +166,69 @@ def evaluate(
     amp = embedding_amp(model, precision)
 
     def emb(images: torch.Tensor, views: int, name: str, out: str = output) -> torch.Tensor:
-        return embed(model, images, views=views, batch_size=batch_size, cache_dir=cache_dir,
-                     amp=amp,
-                     cache_key=f"{key}-{name}-{len(images)}" if key else None,
-                     output=out, progress=progress)
+        return embed(
+            model,
+            images,
+            views=views,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            amp=amp,
+            cache_key=f"{key}-{name}-{len(images)}" if key else None,
+            output=out,
+            progress=progress,
+        )
 
     (xtr, ytr), (xte, yte) = data.train, data.test
     gaussians = fit_sei_gaussians(emb(xtr, r, "train"), ytr, covariance=covariance)
     test_scores = sei_scores(emb(xte, w_max, "test"), gaussians)  # (n, W, C)
-    ood_scores = {name: sei_scores(emb(x, w_max, f"ood-{name}"), gaussians)
-                  for name, x in data.ood.items()}
+    ood_scores = {
+        name: sei_scores(emb(x, w_max, f"ood-{name}"), gaussians) for name, x in data.ood.items()
+    }
     rows: list[dict[str, Any]] = []
     scores_out: dict[str, Any] = {"labels": yte, "settings": {}}
     for w in sorted(sei):
-        for agg in (("none",) if w == 1 else aggregations):
+        for agg in ("none",) if w == 1 else aggregations:
             for variant in variants:
-                pred, s_in = aggregate(test_scores[:, :w], method="avg" if w == 1 else agg,
-                                       variant=variant)
+                pred, s_in = aggregate(
+                    test_scores[:, :w], method="avg" if w == 1 else agg, variant=variant
+                )
                 acc = accuracy(pred, yte)
-                s_out = {name: aggregate(s[:, :w], method="avg" if w == 1 else agg,
-                                         variant=variant)[1] for name, s in ood_scores.items()}
-                scores_out["settings"][(w, agg, variant)] = {"pred": pred, "in": s_in,
-                                                             "out": s_out}
+                s_out = {
+                    name: aggregate(s[:, :w], method="avg" if w == 1 else agg, variant=variant)[1]
+                    for name, s in ood_scores.items()
+                }
+                scores_out["settings"][(w, agg, variant)] = {"pred": pred, "in": s_in, "out": s_out}
                 for name, so in s_out.items():
-                    rows.append({"method": cfg.method, "detector": "mahalanobis", "ways": w,
-                                 "aggregation": agg, "variant": variant, "accuracy": acc,
-                                 "ood": name, **ood_metrics(s_in, so)})
+                    rows.append(
+                        {
+                            "method": cfg.method,
+                            "detector": "mahalanobis",
+                            "ways": w,
+                            "aggregation": agg,
+                            "variant": variant,
+                            "accuracy": acc,
+                            "ood": name,
+                            **ood_metrics(s_in, so),
+                        }
+                    )
     if cfg.method in ("ce", "rot"):
         msp = MSP().fit()
         logits_in = emb(xte, 1, "test-logits", "logits")[:, 0]
         acc = accuracy(logits_in.argmax(1), yte)
         for name, x in data.ood.items():
             lo = emb(x, 1, f"ood-{name}-logits", "logits")[:, 0]
-            rows.append({"method": cfg.method, "detector": "msp", "ways": 1,
-                         "aggregation": "none", "variant": "paper", "accuracy": acc,
-                         "ood": name, **ood_metrics(msp.score(logits_in), msp.score(lo))})
+            rows.append(
+                {
+                    "method": cfg.method,
+                    "detector": "msp",
+                    "ways": 1,
+                    "aggregation": "none",
+                    "variant": "paper",
+                    "accuracy": acc,
+                    "ood": name,
+                    **ood_metrics(msp.score(logits_in), msp.score(lo)),
+                }
+            )
     table = pd.DataFrame(rows)
     table.attrs["seconds"] = time.perf_counter() - t0
     return (table, scores_out) if return_scores else table
@@ -200,8 +236,13 @@ def evaluate(
 
 def format_table(table: pd.DataFrame) -> str:
     """The evaluation as text in the shape of the paper's Tables 1 and 4 (AUROC per OOD set)."""
-    wide = table.pivot_table(index=["method", "detector", "ways", "aggregation", "variant"],
-                             columns="ood", values="auroc")
-    acc = table.groupby(["method", "detector", "ways", "aggregation", "variant"])["accuracy"].first()
+    wide = table.pivot_table(
+        index=["method", "detector", "ways", "aggregation", "variant"],
+        columns="ood",
+        values="auroc",
+    )
+    acc = table.groupby(["method", "detector", "ways", "aggregation", "variant"])[
+        "accuracy"
+    ].first()
     wide.insert(0, "accuracy", acc)
     return (wide * 100).round(2).to_string()

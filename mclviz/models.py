@@ -121,7 +121,9 @@ class MCLModel(nn.Module):
         if not width > 0:
             raise ValueError(f"width={width!r} must be > 0 (e.g. 0.25 for a CPU-sized model)")
         if proj_dim < 1:
-            raise ValueError(f"proj_dim={proj_dim!r} must be a positive integer (the paper uses 128)")
+            raise ValueError(
+                f"proj_dim={proj_dim!r} must be a positive integer (the paper uses 128)"
+            )
         self.arch, self.width, self.proj_dim = arch, float(width), int(proj_dim)
         self.normalize_input = bool(normalize_input)
         mean, std = (CIFAR_MEAN, CIFAR_STD) if normalize_input else ((0.0,) * 3, (1.0,) * 3)
@@ -163,7 +165,9 @@ class MCLModel(nn.Module):
             return self.logits(x)
         if output == "rot":
             if self.rot_head is None or self.classifier is None:
-                raise ValueError("output='rot' needs a model built with num_classes and rot_classes")
+                raise ValueError(
+                    "output='rot' needs a model built with num_classes and rot_classes"
+                )
             h = self.features(x)
             return self.classifier(h), self.rot_head(h)
         raise ValueError(f"output={output!r}: choose 'z', 'features', 'logits' or 'rot'")
@@ -258,13 +262,17 @@ class TorchvisionMCLModel(MCLModel):
         # MCLModel.__init__ builds a CIFAR ResNet; this class builds its own modules.
         nn.Module.__init__(self)
         if arch not in TV_ARCHS:
-            raise ValueError(f"arch={arch!r} is not a torchvision arch; choose one of {sorted(TV_ARCHS)}")
+            raise ValueError(
+                f"arch={arch!r} is not a torchvision arch; choose one of {sorted(TV_ARCHS)}"
+            )
         if width != 1.0:
             raise ValueError(
                 f"width={width!r}: {arch} has torchvision's fixed ImageNet widths; set width=1.0"
             )
         if proj_dim < 1:
-            raise ValueError(f"proj_dim={proj_dim!r} must be a positive integer (the paper uses 128)")
+            raise ValueError(
+                f"proj_dim={proj_dim!r} must be a positive integer (the paper uses 128)"
+            )
         if int(image_size) != image_size or image_size < 32:
             raise ValueError(f"image_size={image_size!r} must be an integer >= 32 (authors: 224)")
         import torchvision  # heavy; only needed for these archs

@@ -90,8 +90,9 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return value
 
 
-def check_hyperparameters(method: str, *, tau: float, alpha: float, beta: float,
-                          lam: float) -> None:
+def check_hyperparameters(
+    method: str, *, tau: float, alpha: float, beta: float, lam: float
+) -> None:
     """Raise ``ValueError`` naming the bad value before any work (the losses check again).
 
     tau > 0; for ``ccm`` / ``mcl-noaux`` / ``mcl``, alpha and beta in (0, 1/tau] (Eq. 3, 11's
@@ -146,8 +147,10 @@ def _to_float(x: Tensor) -> Tensor:
 def _features(model: nn.Module, images: Tensor, batch_size: int) -> Tensor:
     """(n, 3, H, W) uint8 or [0, 1] float -> (n, f) float32 CPU backbone features, eval mode."""
     dev = _device(model)
-    out = [model.features(_to_float(images[i : i + batch_size].to(dev))).float().cpu()
-           for i in range(0, len(images), batch_size)]
+    out = [
+        model.features(_to_float(images[i : i + batch_size].to(dev))).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out)
 
 
@@ -218,9 +221,11 @@ class FeatureCache:
         n, r, v, f = self.views.shape
         n_test = 0 if self.test is None else len(self.test)
         ood = {k: len(t) for k, t in self.ood.items()}
-        return (f"FeatureCache(train={n} images x {r} rotations x {v} views, feat_dim={f}, "
-                f"test={n_test} x {self.sei_views} SEI views, ood={ood}, "
-                f"built in {self.seconds:.1f} s)")
+        return (
+            f"FeatureCache(train={n} images x {r} rotations x {v} views, feat_dim={f}, "
+            f"test={n_test} x {self.sei_views} SEI views, ood={ood}, "
+            f"built in {self.seconds:.1f} s)"
+        )
 
     @classmethod
     def build(
@@ -260,8 +265,9 @@ class FeatureCache:
             batch_size: images per forward pass.
         """
         t0 = time.perf_counter()
-        if not hasattr(model, "features") or not isinstance(getattr(model, "head", None),
-                                                             nn.Sequential):
+        if not hasattr(model, "features") or not isinstance(
+            getattr(model, "head", None), nn.Sequential
+        ):
             raise TypeError(
                 f"model is a {type(model).__name__}; FeatureCache needs an mclviz MCLModel "
                 "(model.features(x) and a Linear-ReLU-Linear model.head), e.g. "
@@ -270,8 +276,10 @@ class FeatureCache:
         views = _check_int("views", views, 2)
         batch_size = _check_int("batch_size", batch_size, 1)
         if not isinstance(images, Tensor) or images.ndim != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be a (N, 3, H, W) tensor, got "
-                             f"{getattr(images, 'shape', type(images).__name__)}")
+            raise ValueError(
+                f"images must be a (N, 3, H, W) tensor, got "
+                f"{getattr(images, 'shape', type(images).__name__)}"
+            )
         labels = torch.as_tensor(labels).long()
         if labels.shape != (len(images),):
             raise ValueError(f"labels has shape {tuple(labels.shape)}; expected ({len(images)},)")
@@ -299,16 +307,31 @@ class FeatureCache:
             if test is not None:
                 te = _sei_features(model, test[0], int(w), batch_size)
                 te_y = torch.as_tensor(test[1]).long()
-            ood_f = {name: _sei_features(model, x, int(w), batch_size)
-                     for name, x in (ood or {}).items()}
+            ood_f = {
+                name: _sei_features(model, x, int(w), batch_size) for name, x in (ood or {}).items()
+            }
         head = model.head
         linears = [m for m in head if isinstance(m, nn.Linear)]
-        info = {"views": views, "rotations": r, "sei_views": int(w) if test is not None else 0,
-                "arch": getattr(model, "arch", type(model).__name__),
-                "width": getattr(model, "width", None), "augment": repr(augment)}
-        return cls(views=feats, labels=labels, train=plain, test=te, test_labels=te_y,
-                   ood=ood_f, hidden=linears[0].out_features, proj_dim=linears[-1].out_features,
-                   seconds=time.perf_counter() - t0, info=info)
+        info = {
+            "views": views,
+            "rotations": r,
+            "sei_views": int(w) if test is not None else 0,
+            "arch": getattr(model, "arch", type(model).__name__),
+            "width": getattr(model, "width", None),
+            "augment": repr(augment),
+        }
+        return cls(
+            views=feats,
+            labels=labels,
+            train=plain,
+            test=te,
+            test_labels=te_y,
+            ood=ood_f,
+            hidden=linears[0].out_features,
+            proj_dim=linears[-1].out_features,
+            seconds=time.perf_counter() - t0,
+            info=info,
+        )
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -377,19 +400,30 @@ class RetrainResult:
     def table(self) -> pd.DataFrame:
         """One row per OOD set: mode, method, hyperparameters, accuracy and OOD metrics."""
         keys = ("tau", "alpha", "beta", "lam", "epochs", "seed")
-        rows = [{"mode": self.mode, "method": self.method,
-                 **{k: self.params.get(k) for k in keys}, "ways": self.ways,
-                 "aggregation": self.aggregation, "accuracy": self.accuracy, "ood": name, **m}
-                for name, m in self.metrics.items()]
+        rows = [
+            {
+                "mode": self.mode,
+                "method": self.method,
+                **{k: self.params.get(k) for k in keys},
+                "ways": self.ways,
+                "aggregation": self.aggregation,
+                "accuracy": self.accuracy,
+                "ood": name,
+                **m,
+            }
+            for name, m in self.metrics.items()
+        ]
         return pd.DataFrame(rows)
 
     def summary(self) -> str:
         """One line: mode, method, accuracy and AUROC per OOD set (in percent)."""
         label = MODE_LABELS.get(self.mode, self.mode)
         au = ", ".join(f"{k} {100 * v:.2f}" for k, v in self.auroc.items())
-        return (f"{label}; {self.method}: accuracy {100 * self.accuracy:.2f}%, AUROC {au} "
-                f"[{self.ways}-way SEI, {self.seconds.get('train', 0):.1f} s train + "
-                f"{self.seconds.get('score', 0):.1f} s score]")
+        return (
+            f"{label}; {self.method}: accuracy {100 * self.accuracy:.2f}%, AUROC {au} "
+            f"[{self.ways}-way SEI, {self.seconds.get('train', 0):.1f} s train + "
+            f"{self.seconds.get('score', 0):.1f} s score]"
+        )
 
 
 def _pick_covariance(covariance: str, labels: Tensor, dim: int) -> str:
@@ -435,12 +469,16 @@ def score_embeddings(
     if aggregation not in _AGGREGATIONS:
         raise ValueError(f"aggregation={aggregation!r}: choose one of {_AGGREGATIONS}")
     if not 1 <= ways <= z_test.shape[1]:
-        raise ValueError(f"ways={ways} but z_test holds {z_test.shape[1]} SEI view(s); "
-                         f"use ways <= {z_test.shape[1]} or cache more views")
+        raise ValueError(
+            f"ways={ways} but z_test holds {z_test.shape[1]} SEI view(s); "
+            f"use ways <= {z_test.shape[1]} or cache more views"
+        )
     need = min(ways, 4)
     if z_train.shape[1] < need:
-        raise ValueError(f"ways={ways} needs training projections in {need} rotations, but "
-                         f"z_train has {z_train.shape[1]}; build the cache with rotations=True")
+        raise ValueError(
+            f"ways={ways} needs training projections in {need} rotations, but "
+            f"z_train has {z_train.shape[1]}; build the cache with rotations=True"
+        )
     cov = _pick_covariance(covariance, train_labels, z_train.shape[-1])
     gaussians = fit_sei_gaussians(z_train[:, :need], train_labels, covariance=cov)
     method = aggregation if ways > 1 else "avg"
@@ -451,11 +489,15 @@ def score_embeddings(
     pred, s_in = scores(z_test)
     out = {name: scores(z) for name, z in z_ood.items()}
     s_out = {name: s for name, (_, s) in out.items()}
-    return {"pred": pred, "score_in": s_in, "score_out": s_out,
-            "pred_out": {name: p for name, (p, _) in out.items()},
-            "accuracy": accuracy(pred, test_labels),
-            "metrics": {name: ood_metrics(s_in, s) for name, s in s_out.items()},
-            "covariance": cov}
+    return {
+        "pred": pred,
+        "score_in": s_in,
+        "score_out": s_out,
+        "pred_out": {name: p for name, (p, _) in out.items()},
+        "accuracy": accuracy(pred, test_labels),
+        "metrics": {name: ood_metrics(s_in, s) for name, s in s_out.items()},
+        "covariance": cov,
+    }
 
 
 # ----------------------------------------------------------------------------- fast mode
@@ -492,8 +534,18 @@ def loss_terms(
         return {"loss": losses.supcon(z, y, tau=tau)}
     if method == "ccm":
         return {"loss": losses.ccm(z, y, None, tau=tau, alpha=alpha, beta=beta, variant=variant)}
-    t = losses.mcl_terms(z, y, y_aux, tau=tau, alpha=alpha, beta=beta, lam=lam, mode=spa_mode,
-                         generator=generator, variant=variant)
+    t = losses.mcl_terms(
+        z,
+        y,
+        y_aux,
+        tau=tau,
+        alpha=alpha,
+        beta=beta,
+        lam=lam,
+        mode=spa_mode,
+        generator=generator,
+        variant=variant,
+    )
     return {"loss": t["loss"], "ccm": t["ccm"].detach(), "spa": t["spa"].detach()}
 
 
@@ -502,7 +554,9 @@ def _fresh_head(f: int, hidden: int, d: int, generator: torch.Generator) -> nn.S
     head = nn.Sequential(nn.Linear(f, hidden), nn.ReLU(), nn.Linear(hidden, d))
     with torch.no_grad():
         for lin in (head[0], head[2]):
-            bound = 1.0 / math.sqrt(lin.in_features)  # kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+            bound = 1.0 / math.sqrt(
+                lin.in_features
+            )  # kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
             lin.weight.uniform_(-bound, bound, generator=generator)
             lin.bias.uniform_(-bound, bound, generator=generator)
     return head
@@ -562,8 +616,10 @@ def retrain_head(
     if cache.test is None or cache.test_labels is None:
         raise ValueError("cache has no test set; build it with test=(images, labels)")
     if method == "mcl" and cache.rotations != 4:
-        raise ValueError("method='mcl' trains the rotation auxiliary (Eq. 11) and needs a cache "
-                         "built with rotations=True; or pick method='mcl-noaux'")
+        raise ValueError(
+            "method='mcl' trains the rotation auxiliary (Eq. 11) and needs a cache "
+            "built with rotations=True; or pick method='mcl-noaux'"
+        )
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
     if not lr > 0:
@@ -602,8 +658,19 @@ def retrain_head(
             y_aux = torch.arange(rots).repeat_interleave(2 * b) if method == "mcl" else None
             for g in opt.param_groups:  # cosine decay, no warm-up (as the paper's schedule)
                 g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            terms = loss_terms(method, head(x), yv, y_aux, tau=tau, alpha=alpha, beta=beta,
-                               lam=lam, spa_mode=spa_mode, variant=variant, generator=gen)
+            terms = loss_terms(
+                method,
+                head(x),
+                yv,
+                y_aux,
+                tau=tau,
+                alpha=alpha,
+                beta=beta,
+                lam=lam,
+                spa_mode=spa_mode,
+                variant=variant,
+                generator=gen,
+            )
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
@@ -626,20 +693,51 @@ def retrain_head(
         z_train = head(cache.train)  # (N, R, d)
         z_test = head(cache.test)  # (n, W, d)
         z_ood = {name: head(f) for name, f in cache.ood.items()}
-    scored = score_embeddings(z_train, cache.labels, z_test, cache.test_labels, z_ood,
-                              ways=ways, aggregation=aggregation, variant=variant,
-                              covariance=covariance)
-    params = {"tau": tau, "alpha": alpha, "beta": beta, "lam": lam, "epochs": epochs,
-              "batch_size": batch, "lr": lr, "seed": seed, "views": v,
-              "spa_mode": spa_mode}
+    scored = score_embeddings(
+        z_train,
+        cache.labels,
+        z_test,
+        cache.test_labels,
+        z_ood,
+        ways=ways,
+        aggregation=aggregation,
+        variant=variant,
+        covariance=covariance,
+    )
+    params = {
+        "tau": tau,
+        "alpha": alpha,
+        "beta": beta,
+        "lam": lam,
+        "epochs": epochs,
+        "batch_size": batch,
+        "lr": lr,
+        "seed": seed,
+        "views": v,
+        "spa_mode": spa_mode,
+    }
     return RetrainResult(
-        mode="fast", method=method, params=params, history=history, model=head,
-        z_train=z_train, train_labels=cache.labels, z_test=z_test, test_labels=cache.test_labels,
-        z_ood=z_ood, pred=scored["pred"], score_in=scored["score_in"],
-        score_out=scored["score_out"], accuracy=scored["accuracy"], metrics=scored["metrics"],
-        ways=ways, aggregation=aggregation if ways > 1 else "none", variant=variant,
+        mode="fast",
+        method=method,
+        params=params,
+        history=history,
+        model=head,
+        z_train=z_train,
+        train_labels=cache.labels,
+        z_test=z_test,
+        test_labels=cache.test_labels,
+        z_ood=z_ood,
+        pred=scored["pred"],
+        score_in=scored["score_in"],
+        score_out=scored["score_out"],
+        accuracy=scored["accuracy"],
+        metrics=scored["metrics"],
+        ways=ways,
+        aggregation=aggregation if ways > 1 else "none",
+        variant=variant,
         covariance=scored["covariance"],
-        seconds={"train": t1 - t0, "score": time.perf_counter() - t1}, stopped_early=stopped,
+        seconds={"train": t1 - t0, "score": time.perf_counter() - t1},
+        stopped_early=stopped,
         pred_out=scored["pred_out"],
     )
 
@@ -684,17 +782,36 @@ def retrain_full(
 
     method = _check_method(config.method)
     t0 = time.perf_counter()
-    res = train(config, data=(images, labels), callbacks=callbacks, should_stop=should_stop,
-                progress=progress)
-    result = score_model(res.model, (images, labels), test, ood, method=method, ways=ways,
-                         aggregation=aggregation, variant=variant, covariance=covariance,
-                         batch_size=batch_size)
+    res = train(
+        config,
+        data=(images, labels),
+        callbacks=callbacks,
+        should_stop=should_stop,
+        progress=progress,
+    )
+    result = score_model(
+        res.model,
+        (images, labels),
+        test,
+        ood,
+        method=method,
+        ways=ways,
+        aggregation=aggregation,
+        variant=variant,
+        covariance=covariance,
+        batch_size=batch_size,
+    )
     result.mode = "full"
-    result.params = {k: getattr(config, k) for k in ("tau", "alpha", "beta", "lam", "epochs",
-                                                      "seed", "batch_size", "arch", "width")}
+    result.params = {
+        k: getattr(config, k)
+        for k in ("tau", "alpha", "beta", "lam", "epochs", "seed", "batch_size", "arch", "width")
+    }
     result.history = list(res.history)
-    result.seconds = {"train": res.seconds, "score": result.seconds["score"],
-                      "total": time.perf_counter() - t0}
+    result.seconds = {
+        "train": res.seconds,
+        "score": result.seconds["score"],
+        "total": time.perf_counter() - t0,
+    }
     result.stopped_early = res.stopped_early
     return result
 
@@ -738,14 +855,37 @@ def score_model(
     test_labels = torch.as_tensor(test[1]).long()
     z_train, z_test = z(train[0], 4 if ways > 1 else 1), z(test[0], ways)
     z_ood = {name: z(x, ways) for name, x in ood.items()}
-    scored = score_embeddings(z_train, train_labels, z_test, test_labels, z_ood, ways=ways,
-                              aggregation=aggregation, variant=variant, covariance=covariance)
+    scored = score_embeddings(
+        z_train,
+        train_labels,
+        z_test,
+        test_labels,
+        z_ood,
+        ways=ways,
+        aggregation=aggregation,
+        variant=variant,
+        covariance=covariance,
+    )
     return RetrainResult(
-        mode="model", method=method, params={}, history=[], model=model, z_train=z_train,
-        train_labels=train_labels, z_test=z_test, test_labels=test_labels, z_ood=z_ood,
-        pred=scored["pred"], score_in=scored["score_in"], score_out=scored["score_out"],
-        accuracy=scored["accuracy"], metrics=scored["metrics"], ways=ways,
-        aggregation=aggregation if ways > 1 else "none", variant=variant,
-        covariance=scored["covariance"], seconds={"score": time.perf_counter() - t0},
+        mode="model",
+        method=method,
+        params={},
+        history=[],
+        model=model,
+        z_train=z_train,
+        train_labels=train_labels,
+        z_test=z_test,
+        test_labels=test_labels,
+        z_ood=z_ood,
+        pred=scored["pred"],
+        score_in=scored["score_in"],
+        score_out=scored["score_out"],
+        accuracy=scored["accuracy"],
+        metrics=scored["metrics"],
+        ways=ways,
+        aggregation=aggregation if ways > 1 else "none",
+        variant=variant,
+        covariance=scored["covariance"],
+        seconds={"score": time.perf_counter() - t0},
         pred_out=scored["pred_out"],
     )

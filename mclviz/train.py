@@ -101,8 +101,9 @@ def prepare_data(config: Config) -> tuple[torch.Tensor, torch.Tensor]:
 class _Stepper:
     """Computes one method's loss terms for a batch of uint8 images."""
 
-    def __init__(self, config: Config, model: MCLModel, precision: Precision,
-                 center: torch.Tensor | None) -> None:
+    def __init__(
+        self, config: Config, model: MCLModel, precision: Precision, center: torch.Tensor | None
+    ) -> None:
         self.cfg, self.model, self.prec, self.center = config, model, precision, center
         self.contrastive_aug = SimCLRAugment(
             size=32, scale=(config.crop_scale_min, 1.0), strength=config.jitter_strength
@@ -115,8 +116,9 @@ class _Stepper:
             out = self.model(x, output="features" if features else "z")
         return out.float()
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator,
-                 spa_gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator, spa_gen: torch.Generator
+    ) -> dict[str, torch.Tensor]:
         cfg = self.cfg
         m = cfg.method
         if m in ("ce", "rot"):
@@ -154,16 +156,28 @@ class _Stepper:
         if m == "supclr":
             return {"loss": losses.supcon(z, yv, tau=cfg.tau)}
         if m == "ccm":
-            loss = losses.ccm(z, yv, None, tau=cfg.tau, alpha=cfg.alpha, beta=cfg.beta,
-                              variant=cfg.variant)
+            loss = losses.ccm(
+                z, yv, None, tau=cfg.tau, alpha=cfg.alpha, beta=cfg.beta, variant=cfg.variant
+            )
             return {"loss": loss}
         if m in ("mcl", "mcl-noaux"):
             terms = losses.mcl_terms(
-                z, yv, y_aux, tau=cfg.tau, alpha=cfg.alpha, beta=cfg.beta, lam=cfg.lam,
-                mode=cfg.spa_mode, generator=spa_gen, variant=cfg.variant,
+                z,
+                yv,
+                y_aux,
+                tau=cfg.tau,
+                alpha=cfg.alpha,
+                beta=cfg.beta,
+                lam=cfg.lam,
+                mode=cfg.spa_mode,
+                generator=spa_gen,
+                variant=cfg.variant,
             )
-            return {"loss": terms["loss"], "ccm": terms["ccm"].detach(),
-                    "spa": terms["spa"].detach()}
+            return {
+                "loss": terms["loss"],
+                "ccm": terms["ccm"].detach(),
+                "spa": terms["spa"].detach(),
+            }
         if m == "msc":
             # z: (2n, feat_dim) backbone features f(x) of the two views (no projection head,
             # as Reiss & Hoshen); batch norm runs in eval mode (``_freeze_bn``).
@@ -187,8 +201,9 @@ def _freeze_bn(model: torch.nn.Module) -> None:
             mod.eval()
 
 
-def _msc_start(config: Config, model: MCLModel, images: torch.Tensor, device: torch.device,
-               prec: Precision) -> torch.Tensor:
+def _msc_start(
+    config: Config, model: MCLModel, images: torch.Tensor, device: torch.device, prec: Precision
+) -> torch.Tensor:
     """Load the starting backbone for mean-shifted fine-tuning; return the feature center.
 
     Reiss & Hoshen's recipe (their released code): the features are the backbone output
@@ -219,8 +234,11 @@ def _msc_start(config: Config, model: MCLModel, images: torch.Tensor, device: to
     elif config.pretrained:
         src = load(config.pretrained).model
         fields = ("arch", "width", "normalize_input")
-        diff = {f: (getattr(src, f), getattr(model, f)) for f in fields
-                if getattr(src, f) != getattr(model, f)}
+        diff = {
+            f: (getattr(src, f), getattr(model, f))
+            for f in fields
+            if getattr(src, f) != getattr(model, f)
+        }
         if diff:
             have = ", ".join(f"{f}={a!r} (config: {b!r})" for f, (a, b) in diff.items())
             raise ValueError(
@@ -233,8 +251,9 @@ def _msc_start(config: Config, model: MCLModel, images: torch.Tensor, device: to
     # large inputs (torchvision archs resize to 224) take smaller batches
     side = getattr(model, "image_size", images.shape[-1])
     batch = max(16, 512 * images.shape[-1] ** 2 // side**2)
-    feats = embed(model, images, output="features", batch_size=batch, progress=False,
-                  amp=False)  # (N, 1, feat_dim), eval mode, float32
+    feats = embed(
+        model, images, output="features", batch_size=batch, progress=False, amp=False
+    )  # (N, 1, feat_dim), eval mode, float32
     return F.normalize(feats[:, 0], dim=1).mean(0)  # (feat_dim,)
 
 
@@ -278,8 +297,12 @@ def train(
     center = None
     if config.method == "msc":
         center = _msc_start(config, model, images, device, prec)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate,
-                                momentum=config.momentum, weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.learning_rate,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
     n = len(labels)
     batch = min(config.batch_size, n)
     if batch % world:
@@ -295,10 +318,15 @@ def train(
     if resume and path is not None and path.exists():
         ck = load(path, device=device)
         if ck.config.to_dict() != config.to_dict():
-            diff = {k: (v, config.to_dict()[k]) for k, v in ck.config.to_dict().items()
-                    if config.to_dict()[k] != v}
-            raise ValueError(f"cannot resume {path}: its config differs in {diff}; "
-                             "resume with the same config or start a new --out folder")
+            diff = {
+                k: (v, config.to_dict()[k])
+                for k, v in ck.config.to_dict().items()
+                if config.to_dict()[k] != v
+            }
+            raise ValueError(
+                f"cannot resume {path}: its config differs in {diff}; "
+                "resume with the same config or start a new --out folder"
+            )
         model.load_state_dict(ck.model.state_dict())
         if ck.optimizer_state is not None:
             optimizer.load_state_dict(ck.optimizer_state)
@@ -311,7 +339,8 @@ def train(
     ddp_model: torch.nn.Module = model
     if distributed:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None,
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
             # heads a method does not use (the projection head of ce / rot / msc) get no grad
             find_unused_parameters=config.method in ("ce", "rot", "msc"),
         )
@@ -321,29 +350,53 @@ def train(
     scaler = prec.grad_scaler()
 
     def metrics() -> dict[str, Any]:
-        m: dict[str, Any] = {"history": history, "partial": partial, "precision": prec.name,
-                             "device": str(device), "world_size": world,
-                             "seconds": seconds_before + time.perf_counter() - t0}
+        m: dict[str, Any] = {
+            "history": history,
+            "partial": partial,
+            "precision": prec.name,
+            "device": str(device),
+            "world_size": world,
+            "seconds": seconds_before + time.perf_counter() - t0,
+        }
         if center is not None:
             m["center"] = center.tolist()
         return m
 
     def checkpoint(epoch_done: int) -> None:
         if path is not None and rank == 0:
-            save(path, model, config, epoch=epoch_done, step=step, optimizer=optimizer,
-                 scheduler_state={"name": "cosine", "total_steps": total_steps,
-                                  "warmup_steps": warmup, "base_lr": config.learning_rate},
-                 metrics=metrics())
+            save(
+                path,
+                model,
+                config,
+                epoch=epoch_done,
+                step=step,
+                optimizer=optimizer,
+                scheduler_state={
+                    "name": "cosine",
+                    "total_steps": total_steps,
+                    "warmup_steps": warmup,
+                    "base_lr": config.learning_rate,
+                },
+                metrics=metrics(),
+            )
 
-    bar = tqdm(total=total_steps, initial=step, disable=not progress or rank != 0,
-               desc=f"{config.method}", unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not progress or rank != 0,
+        desc=f"{config.method}",
+        unit="step",
+        dynamic_ncols=True,
+    )
     stopped = False
     model.train()
     if config.method == "msc":
         _freeze_bn(model)
     while step < total_steps and not stopped:
         epoch = step // steps_per_epoch
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(config.seed, epoch)))
+        order = torch.randperm(
+            n, generator=torch.Generator().manual_seed(_seed(config.seed, epoch))
+        )
         sums: dict[str, float] = partial["sums"]
         count = partial["count"]
         for i in range(step % steps_per_epoch, steps_per_epoch):
@@ -385,8 +438,12 @@ def train(
             if config.save_every and step % config.save_every == 0:
                 checkpoint(epoch)
         if count:
-            ep_row = {"epoch": epoch + 1 if not stopped else epoch + count / steps_per_epoch,
-                      "step": step, "lr": lr, **{k: v / count for k, v in sums.items()}}
+            ep_row = {
+                "epoch": epoch + 1 if not stopped else epoch + count / steps_per_epoch,
+                "step": step,
+                "lr": lr,
+                **{k: v / count for k, v in sums.items()},
+            }
             if step % steps_per_epoch == 0:
                 history.append(ep_row)
                 partial = {"sums": {}, "count": 0}
@@ -395,6 +452,12 @@ def train(
         checkpoint(step // steps_per_epoch)
     bar.close()
     model.eval()
-    return TrainResult(model=model, config=config, history=history, checkpoint=path,
-                       stopped_early=stopped, seconds=time.perf_counter() - t0,
-                       precision=prec.name)
+    return TrainResult(
+        model=model,
+        config=config,
+        history=history,
+        checkpoint=path,
+        stopped_early=stopped,
+        seconds=time.perf_counter() - t0,
+        precision=prec.name,
+    )

@@ -132,8 +132,15 @@ def result_projection(
         zo = result.z_ood[name][:, 0]
         z = torch.cat([z, zo])
         y = torch.cat([y, torch.full((len(zo),), -1, dtype=torch.long)])
-    fig = projection_figure({result_label(result): z}, y, method=method, sample=sample,
-                            seed=seed, class_names=class_names, cache_dir=cache_dir)
+    fig = projection_figure(
+        {result_label(result): z},
+        y,
+        method=method,
+        sample=sample,
+        seed=seed,
+        class_names=class_names,
+        cache_dir=cache_dir,
+    )
     return fig
 
 
@@ -142,11 +149,15 @@ def result_scores(result: RetrainResult, *, ood: str | None = None, backend: str
     from .plots import score_distribution
 
     name = _ood_name(result, ood)
-    fig = score_distribution(result.score_in, result.correct, result.score_out[name],
-                             ood_name=name, backend=backend)
+    fig = score_distribution(
+        result.score_in, result.correct, result.score_out[name], ood_name=name, backend=backend
+    )
     if backend == "plotly":
-        fig.update_layout(title=f"{fig.layout.title.text}<br><sup>{result_label(result)}</sup>",
-                          title_font_size=14, margin_t=80)
+        fig.update_layout(
+            title=f"{fig.layout.title.text}<br><sup>{result_label(result)}</sup>",
+            title_font_size=14,
+            margin_t=80,
+        )
     return fig
 
 
@@ -167,11 +178,23 @@ def loss_curve(rows: Sequence[Mapping[str, float]], *, x: str = "epoch", title: 
     xs = [float(r[x]) for r in rows]
     for key in ("loss", "ccm", "spa"):
         if rows and key in rows[0]:
-            fig.add_trace(go.Scatter(x=xs, y=[float(r[key]) for r in rows], mode="lines+markers"
-                                     if len(rows) < 40 else "lines", name=key))
-    fig.update_layout(template=plotly_template(), title=title, xaxis_title=x,
-                      yaxis_title="loss", width=520, height=320,
-                      margin=dict(l=55, r=15, t=50, b=45))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[float(r[key]) for r in rows],
+                    mode="lines+markers" if len(rows) < 40 else "lines",
+                    name=key,
+                )
+            )
+    fig.update_layout(
+        template=plotly_template(),
+        title=title,
+        xaxis_title=x,
+        yaxis_title="loss",
+        width=520,
+        height=320,
+        margin=dict(l=55, r=15, t=50, b=45),
+    )
     return fig
 
 
@@ -189,8 +212,11 @@ def _plotly_entry(fig) -> dict[str, Any]:
 
 
 def _png_entry(png: bytes, text: str = "<figure>") -> dict[str, Any]:
-    return {"output_type": "display_data", "metadata": {},
-            "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text}}
+    return {
+        "output_type": "display_data",
+        "metadata": {},
+        "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": text},
+    }
 
 
 def _mpl_png(fig) -> bytes:
@@ -210,6 +236,7 @@ def _show(out, *entries: dict[str, Any]) -> None:
 
 def _errors_to(status) -> Callable:
     """Decorator for UI handlers: a ValueError is shown in ``status`` (red), not raised."""
+
     def wrap(fn: Callable) -> Callable:
         def handler(*args, **kwargs):
             try:
@@ -217,7 +244,9 @@ def _errors_to(status) -> Callable:
             except ValueError as err:
                 status.value = f"<span style='color:#b00020'>{_escape(str(err))}</span>"
                 return None
+
         return handler
+
     return wrap
 
 
@@ -275,15 +304,22 @@ class ProjectionExplorer(_Displayable):
             raise ValueError("z_test is empty; pass {model name: (n, d) embeddings}")
         self.z_test = {k: torch.as_tensor(v) for k, v in z_test.items()}
         self.labels = torch.as_tensor(labels).long()
-        self.z_ood = {o: {k: torch.as_tensor(v) for k, v in d.items()}
-                      for o, d in (z_ood or {}).items()}
+        self.z_ood = {
+            o: {k: torch.as_tensor(v) for k, v in d.items()} for o, d in (z_ood or {}).items()
+        }
         for o, d in self.z_ood.items():
             missing = set(self.z_test) - set(d)
             if missing:
-                raise ValueError(f"z_ood[{o!r}] lacks the models {sorted(missing)}; give every "
-                                 "OOD set an embedding for every model of z_test")
+                raise ValueError(
+                    f"z_ood[{o!r}] lacks the models {sorted(missing)}; give every "
+                    "OOD set an embedding for every model of z_test"
+                )
         self.class_names, self.sample, self.seed, self.cache_dir = (
-            class_names, sample, seed, cache_dir)
+            class_names,
+            sample,
+            seed,
+            cache_dir,
+        )
         options = ["none", *self.z_ood]
         if ood is None:
             ood = next(iter(self.z_ood), "none")
@@ -348,12 +384,20 @@ class ProjectionExplorer(_Displayable):
             emb = {k: torch.cat([v, self.z_ood[ood][k]]) for k, v in emb.items()}
             labels = torch.cat([labels, torch.full((n_o,), -1, dtype=torch.long)])
         self.status.value = "computing the projections..."
-        self.figure = projection_figure(emb, labels, method=self.method.value,
-                                        sample=self.sample, seed=self.seed,
-                                        class_names=self.class_names, cache_dir=self.cache_dir)
+        self.figure = projection_figure(
+            emb,
+            labels,
+            method=self.method.value,
+            sample=self.sample,
+            seed=self.seed,
+            class_names=self.class_names,
+            cache_dir=self.cache_dir,
+        )
         _show(self.out, _plotly_entry(self.figure))
-        self.status.value = (f"{self.method.label} of {len(emb)} model(s), OOD set: {ood} "
-                             f"({time.perf_counter() - t0:.1f} s)")
+        self.status.value = (
+            f"{self.method.label} of {len(emb)} model(s), OOD set: {ood} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
         return self.figure
 
 
@@ -407,8 +451,9 @@ class FailureViewer(_Displayable):
             )
         for name, x in ood_images.items():
             if name not in result.z_ood or len(x) != len(result.z_ood[name]):
-                raise ValueError(f"ood_images[{name!r}] does not match result.z_ood "
-                                 f"(sets {list(result.z_ood)})")
+                raise ValueError(
+                    f"ood_images[{name!r}] does not match result.z_ood (sets {list(result.z_ood)})"
+                )
         if int(per_page) < 1 or int(k) < 1:
             raise ValueError(f"per_page={per_page} and k={k} must be positive")
         self.result = result
@@ -420,8 +465,10 @@ class FailureViewer(_Displayable):
             raise ValueError("ood_images is empty; pass at least one OOD set")
         ood = names[0] if ood is None else ood
         if ood not in names or kind not in dict(_KINDS).values():
-            raise ValueError(f"ood={ood!r} must be one of {names} and kind={kind!r} one of "
-                             f"{[v for _, v in _KINDS]}")
+            raise ValueError(
+                f"ood={ood!r} must be one of {names} and kind={kind!r} one of "
+                f"{[v for _, v in _KINDS]}"
+            )
         self.ood = w.Dropdown(options=names, value=ood, description="OOD set")
         self.kind = w.ToggleButtons(options=_KINDS, value=kind)
         self.prev_button = w.Button(description="< previous", layout=w.Layout(width="110px"))
@@ -432,9 +479,13 @@ class FailureViewer(_Displayable):
         self.figure = None
         self.titles: list[str] = []
         self.page_cases = np.zeros(0, dtype=np.int64)
-        self.widget = w.VBox([w.HBox([self.ood, self.kind]),
-                              w.HBox([self.prev_button, self.next_button, self.page_label]),
-                              self.out])
+        self.widget = w.VBox(
+            [
+                w.HBox([self.ood, self.kind]),
+                w.HBox([self.prev_button, self.next_button, self.page_label]),
+                self.out,
+            ]
+        )
         guard = _errors_to(self.page_label)
         self.ood.observe(guard(lambda _c: self.show_page(0)), names="value")
         self.kind.observe(guard(lambda _c: self.show_page(0)), names="value")
@@ -471,8 +522,7 @@ class FailureViewer(_Displayable):
 
         r = self.result
         n = max(len(r.score_in), *(len(s) for s in r.score_out.values()))
-        cases = failure_cases(r.score_in, r.pred, r.test_labels, r.score_out[self.ood.value],
-                              n=n)
+        cases = failure_cases(r.score_in, r.pred, r.test_labels, r.score_out[self.ood.value], n=n)
         return cases["ood_idx" if self.kind.value == "ood" else "misclassified_idx"]
 
     def table(self):
@@ -490,9 +540,17 @@ class FailureViewer(_Displayable):
             pred = r.pred_out[ood][idx]
         else:
             score, label, pred = r.score_in[idx], r.test_labels[idx], r.pred[idx]
-        return pd.DataFrame({"rank": np.arange(len(idx)), "kind": kind, "ood": ood,
-                             "index": idx, "score": np.asarray(score, dtype=np.float64),
-                             "label": np.asarray(label), "pred": np.asarray(pred)})
+        return pd.DataFrame(
+            {
+                "rank": np.arange(len(idx)),
+                "kind": kind,
+                "ood": ood,
+                "index": idx,
+                "score": np.asarray(score, dtype=np.float64),
+                "label": np.asarray(label),
+                "pred": np.asarray(pred),
+            }
+        )
 
     @property
     def n_pages(self) -> int:
@@ -539,21 +597,29 @@ class FailureViewer(_Displayable):
             z_q, images = r.z_ood[ood][idx, 0], self.ood_images[ood][idx]
             scores = r.score_out[ood][idx]
             preds = r.pred_out[ood][idx]
-            self.titles = [f"{ood} #{i}\npred {self._name(int(p))}\nscore {float(s):.3g}"
-                           for i, p, s in zip(idx, preds, scores, strict=True)]
+            self.titles = [
+                f"{ood} #{i}\npred {self._name(int(p))}\nscore {float(s):.3g}"
+                for i, p, s in zip(idx, preds, scores, strict=True)
+            ]
         else:
             z_q, images = r.z_test[idx, 0], self.test_images[idx]
-            self.titles = [f"GT {self._name(int(r.test_labels[i]))}\npred "
-                           f"{self._name(int(r.pred[i]))}\nscore {float(r.score_in[i]):.3g}"
-                           for i in idx]
+            self.titles = [
+                f"GT {self._name(int(r.test_labels[i]))}\npred "
+                f"{self._name(int(r.pred[i]))}\nscore {float(r.score_in[i]):.3g}"
+                for i in idx
+            ]
         k = min(self.k, len(z_ref))
         dist, nn_idx = nearest_neighbours(z_q, z_ref, k=k)
-        self.figure = failure_gallery(images, self.titles, self.train_images[nn_idx],
-                                      r.train_labels[nn_idx], dist,
-                                      class_names=self.class_names)
+        self.figure = failure_gallery(
+            images,
+            self.titles,
+            self.train_images[nn_idx],
+            r.train_labels[nn_idx],
+            dist,
+            class_names=self.class_names,
+        )
         _show(self.out, _png_entry(_mpl_png(self.figure), "<failure gallery>"))
-        self.page_label.value = (f"page {self.page + 1} of {self.n_pages} "
-                                 f"({len(cases)} failures)")
+        self.page_label.value = f"page {self.page + 1} of {self.n_pages} ({len(cases)} failures)"
         return self.page
 
 
@@ -624,39 +690,80 @@ class RetrainPanel(_Displayable):
         self.train, self.test, self.ood_images, self.config = train, test, dict(ood or {}), config
         self.full_available = all(v is not None for v in (train, test, ood, config))
         if self.full_available and set(self.ood_images) != set(cache.ood):
-            raise ValueError(f"ood has the sets {sorted(self.ood_images)} but the cache has "
-                             f"{sorted(cache.ood)}; pass the images of the cached OOD sets")
+            raise ValueError(
+                f"ood has the sets {sorted(self.ood_images)} but the cache has "
+                f"{sorted(cache.ood)}; pass the images of the cached OOD sets"
+            )
         self.sample, self.seed = sample, seed
         self.retrain_kwargs = dict(retrain_kwargs or {})
         methods = [m for m in RETRAIN_METHODS if m != "mcl" or cache.rotations == 4]
-        slider = dict(continuous_update=False, style={"description_width": "70px"},
-                      layout=w.Layout(width="360px"))
-        self.mode = w.ToggleButtons(options=[("Fast", "fast"), ("Full", "full")], value="fast",
-                                    description="mode", disabled=not self.full_available)
+        slider = dict(
+            continuous_update=False,
+            style={"description_width": "70px"},
+            layout=w.Layout(width="360px"),
+        )
+        self.mode = w.ToggleButtons(
+            options=[("Fast", "fast"), ("Full", "full")],
+            value="fast",
+            description="mode",
+            disabled=not self.full_available,
+        )
         self.banner = w.HTML()
         self.method = w.Dropdown(options=methods, value=method, description="method")
-        self.tau = w.FloatSlider(value=tau, min=0.05, max=1.0, step=0.01, description="tau",
-                                 readout_format=".2f", **slider)
-        self.alpha = w.FloatSlider(value=alpha, min=0.01, max=1 / tau, step=0.01,
-                                   description="alpha", readout_format=".2f", **slider)
-        self.beta = w.FloatSlider(value=beta, min=0.01, max=1 / tau, step=0.01,
-                                  description="beta", readout_format=".2f", **slider)
-        self.lam = w.FloatSlider(value=lam, min=0.0, max=3.0, step=0.05, description="lambda",
-                                 readout_format=".2f", **slider)
-        self.fast_epochs = w.IntSlider(value=fast_epochs, min=1, max=60, description="epochs",
-                                       **slider)
-        self.full_epochs = w.IntSlider(value=full_epochs, min=1, max=50, description="epochs",
-                                       **slider)
+        self.tau = w.FloatSlider(
+            value=tau,
+            min=0.05,
+            max=1.0,
+            step=0.01,
+            description="tau",
+            readout_format=".2f",
+            **slider,
+        )
+        self.alpha = w.FloatSlider(
+            value=alpha,
+            min=0.01,
+            max=1 / tau,
+            step=0.01,
+            description="alpha",
+            readout_format=".2f",
+            **slider,
+        )
+        self.beta = w.FloatSlider(
+            value=beta,
+            min=0.01,
+            max=1 / tau,
+            step=0.01,
+            description="beta",
+            readout_format=".2f",
+            **slider,
+        )
+        self.lam = w.FloatSlider(
+            value=lam,
+            min=0.0,
+            max=3.0,
+            step=0.05,
+            description="lambda",
+            readout_format=".2f",
+            **slider,
+        )
+        self.fast_epochs = w.IntSlider(
+            value=fast_epochs, min=1, max=60, description="epochs", **slider
+        )
+        self.full_epochs = w.IntSlider(
+            value=full_epochs, min=1, max=50, description="epochs", **slider
+        )
         self.ood = w.Dropdown(options=list(cache.ood), description="OOD set")
-        self.projection = w.ToggleButtons(options=[*_PROJECTIONS, ("none", "none")],
-                                          value=projection, description="projection")
-        self.auto = w.Checkbox(value=auto, description="retrain when a slider moves",
-                               indent=False)
+        self.projection = w.ToggleButtons(
+            options=[*_PROJECTIONS, ("none", "none")], value=projection, description="projection"
+        )
+        self.auto = w.Checkbox(value=auto, description="retrain when a slider moves", indent=False)
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop",
-                                    disabled=True)
-        self.progress = w.IntProgress(value=0, min=0, max=1, description="progress",
-                                      layout=w.Layout(width="360px"))
+        self.stop_button = w.Button(
+            description="Stop", button_style="danger", icon="stop", disabled=True
+        )
+        self.progress = w.IntProgress(
+            value=0, min=0, max=1, description="progress", layout=w.Layout(width="360px")
+        )
         self.status = w.HTML()
         self.metrics_html = w.HTML()
         self.loss_out, self.projection_out, self.scores_out = w.Output(), w.Output(), w.Output()
@@ -672,16 +779,20 @@ class RetrainPanel(_Displayable):
         self.seconds: float | None = None  # time of the last fast run, retrain + redraw
         self.full_box = w.HBox([self.full_epochs, self.stop_button, self.progress])
         self.fast_box = w.HBox([self.fast_epochs, self.auto])
-        self.widget = w.VBox([
-            self.banner,
-            w.HBox([self.mode, self.method]),
-            w.HBox([w.VBox([self.tau, self.alpha]), w.VBox([self.beta, self.lam])]),
-            self.fast_box, self.full_box,
-            w.HBox([self.run_button, self.ood, self.projection]),
-            self.status, self.metrics_html,
-            w.HBox([self.projection_out, self.scores_out]),
-            self.loss_out,
-        ])
+        self.widget = w.VBox(
+            [
+                self.banner,
+                w.HBox([self.mode, self.method]),
+                w.HBox([w.VBox([self.tau, self.alpha]), w.VBox([self.beta, self.lam])]),
+                self.fast_box,
+                self.full_box,
+                w.HBox([self.run_button, self.ood, self.projection]),
+                self.status,
+                self.metrics_html,
+                w.HBox([self.projection_out, self.scores_out]),
+                self.loss_out,
+            ]
+        )
         guard = _errors_to(self.status)
         for s in (self.method, self.alpha, self.beta, self.lam, self.fast_epochs):
             s.observe(guard(self._on_param), names="value")
@@ -717,11 +828,17 @@ class RetrainPanel(_Displayable):
         """
         from .config import Config
 
-        cache = FeatureCache.build(model, *data.train, views=views, rotations=rotations,
-                                   test=data.test, ood=data.ood, generator=generator)
+        cache = FeatureCache.build(
+            model,
+            *data.train,
+            views=views,
+            rotations=rotations,
+            test=data.test,
+            ood=data.ood,
+            generator=generator,
+        )
         config = config if config is not None else Config.preset("tiny")
-        return cls(cache, train=data.train, test=data.test, ood=data.ood, config=config,
-                   **kwargs)
+        return cls(cache, train=data.train, test=data.test, ood=data.ood, config=config, **kwargs)
 
     # ------------------------------------------------------------------ state
     @property
@@ -736,15 +853,31 @@ class RetrainPanel(_Displayable):
     def params(self) -> dict[str, Any]:
         """The slider values: method, tau, alpha, beta, lam, epochs (of the current mode)."""
         epochs = self.fast_epochs.value if self.mode.value == "fast" else self.full_epochs.value
-        return {"method": self.method.value, "tau": round(self.tau.value, 4),
-                "alpha": round(self.alpha.value, 4), "beta": round(self.beta.value, 4),
-                "lam": round(self.lam.value, 4), "epochs": int(epochs)}
+        return {
+            "method": self.method.value,
+            "tau": round(self.tau.value, 4),
+            "alpha": round(self.alpha.value, 4),
+            "beta": round(self.beta.value, 4),
+            "lam": round(self.lam.value, 4),
+            "epochs": int(epochs),
+        }
 
     def set(self, **values: Any) -> RetrainPanel:
         """Set widget values by name without retraining (mode, method, tau, alpha, beta, lam,
         fast_epochs, full_epochs, ood, projection, auto); returns self."""
-        known = ("mode", "method", "tau", "alpha", "beta", "lam", "fast_epochs", "full_epochs",
-                 "ood", "projection", "auto")
+        known = (
+            "mode",
+            "method",
+            "tau",
+            "alpha",
+            "beta",
+            "lam",
+            "fast_epochs",
+            "full_epochs",
+            "ood",
+            "projection",
+            "auto",
+        )
         bad = [k for k in values if k not in known]
         if bad:
             raise ValueError(f"unknown setting(s) {bad}; RetrainPanel has {list(known)}")
@@ -754,11 +887,15 @@ class RetrainPanel(_Displayable):
                 self.tau.value = values["tau"]
             for key, value in values.items():
                 if key == "mode" and value == "full" and not self.full_available:
-                    raise ValueError("full mode needs train, test, ood and config; build the "
-                                     "panel with RetrainPanel.from_data(...)")
+                    raise ValueError(
+                        "full mode needs train, test, ood and config; build the "
+                        "panel with RetrainPanel.from_data(...)"
+                    )
                 if key in ("alpha", "beta") and value > getattr(self, key).max:
-                    raise ValueError(f"{key}={value:g} exceeds 1/tau = {1 / self.tau.value:g}; "
-                                     "lower it or lower tau")
+                    raise ValueError(
+                        f"{key}={value:g} exceeds 1/tau = {1 / self.tau.value:g}; "
+                        "lower it or lower tau"
+                    )
                 getattr(self, key).value = value
         finally:
             self._hold = False
@@ -786,9 +923,11 @@ class RetrainPanel(_Displayable):
 
     def _on_mode(self, _change) -> None:
         mode = self.mode.value
-        self.banner.value = (f"<div style='padding:6px 10px;background:{_MODE_COLORS[mode]};"
-                             f"border-radius:4px;font-weight:bold;font-size:15px'>"
-                             f"{_escape(self.mode_text)}</div>")
+        self.banner.value = (
+            f"<div style='padding:6px 10px;background:{_MODE_COLORS[mode]};"
+            f"border-radius:4px;font-weight:bold;font-size:15px'>"
+            f"{_escape(self.mode_text)}</div>"
+        )
         self.fast_box.layout.display = "" if mode == "fast" else "none"
         self.full_box.layout.display = "" if mode == "full" else "none"
 
@@ -806,8 +945,9 @@ class RetrainPanel(_Displayable):
         (re-raising its error).
         """
         p = self.params()
-        check_hyperparameters(p["method"], tau=p["tau"], alpha=p["alpha"], beta=p["beta"],
-                              lam=p["lam"])
+        check_hyperparameters(
+            p["method"], tau=p["tau"], alpha=p["alpha"], beta=p["beta"], lam=p["lam"]
+        )
         if self.mode.value == "fast":
             return self._run_fast(p)
         if self.running:
@@ -833,8 +973,9 @@ class RetrainPanel(_Displayable):
         if result is None:
             self.status.value = f"retraining the projection head ({p['method']})..."
             kwargs = {k: v for k, v in p.items() if k != "method"}
-            result = retrain_head(self.cache, method=p["method"], seed=self.seed,
-                                  **kwargs, **self.retrain_kwargs)
+            result = retrain_head(
+                self.cache, method=p["method"], seed=self.seed, **kwargs, **self.retrain_kwargs
+            )
             self._memo[key] = result
         self.result = result
         self._redraw(loss_rows=result.history, x="epoch")
@@ -843,9 +984,15 @@ class RetrainPanel(_Displayable):
         return result
 
     def _start_full(self, p: dict[str, Any]) -> None:
-        cfg = self.config.replace(method=p["method"], tau=p["tau"], alpha=p["alpha"],
-                                  beta=p["beta"], lam=p["lam"], epochs=p["epochs"],
-                                  seed=self.seed)
+        cfg = self.config.replace(
+            method=p["method"],
+            tau=p["tau"],
+            alpha=p["alpha"],
+            beta=p["beta"],
+            lam=p["lam"],
+            epochs=p["epochs"],
+            seed=self.seed,
+        )
         n = len(self.train[1])
         per_epoch = max(1, n // min(cfg.batch_size, n))
         self.progress.max, self.progress.value = per_epoch * cfg.epochs, 0
@@ -853,8 +1000,9 @@ class RetrainPanel(_Displayable):
         self._stop.clear()
         self.run_button.disabled, self.stop_button.disabled = True, False
         self.status.value = f"training the whole network ({cfg.method}, {cfg.epochs} epochs)..."
-        self.thread = threading.Thread(target=self._full_worker, args=(cfg,), daemon=True,
-                                       name="mclviz-full-retrain")
+        self.thread = threading.Thread(
+            target=self._full_worker, args=(cfg,), daemon=True, name="mclviz-full-retrain"
+        )
         self.thread.start()
 
     def _on_step(self, event: dict[str, Any]) -> None:
@@ -865,36 +1013,50 @@ class RetrainPanel(_Displayable):
         now = time.perf_counter()
         if now - self._last_draw > 1.0 or self.progress.value == self.progress.max:
             self._last_draw = now
-            self.figures["loss"] = loss_curve(self.live, x="step",
-                                              title="Loss (whole network, live)")
+            self.figures["loss"] = loss_curve(
+                self.live, x="step", title="Loss (whole network, live)"
+            )
             _show(self.loss_out, _plotly_entry(self.figures["loss"]))
 
     def _full_worker(self, cfg: Any) -> None:
         try:
-            result = retrain_full(cfg, *self.train, test=self.test, ood=self.ood_images,
-                                  callbacks=[self._on_step], should_stop=self._stop.is_set)
+            result = retrain_full(
+                cfg,
+                *self.train,
+                test=self.test,
+                ood=self.ood_images,
+                callbacks=[self._on_step],
+                should_stop=self._stop.is_set,
+            )
             self.result = result
             self._redraw(loss_rows=self.live, x="step")
             note = " (stopped early)" if result.stopped_early else ""
             self.status.value = _escape(result.summary()) + note
         except Exception as err:  # shown on screen and re-raised by run(wait=True)
             self.error = err
-            self.status.value = (f"<span style='color:#b00020'>full run failed: "
-                                 f"{_escape(repr(err))}</span>")
+            self.status.value = (
+                f"<span style='color:#b00020'>full run failed: {_escape(repr(err))}</span>"
+            )
         finally:
             self.run_button.disabled, self.stop_button.disabled = False, True
 
     # ------------------------------------------------------------------ drawing
-    def _redraw(self, loss_rows: Sequence[Mapping[str, float]] | None = None,
-                x: str = "epoch") -> None:
+    def _redraw(
+        self, loss_rows: Sequence[Mapping[str, float]] | None = None, x: str = "epoch"
+    ) -> None:
         r = self.result
         if r is None:
             return
         ood = self.ood.value
         if self.projection.value != "none":
             self.figures["projection"] = result_projection(
-                r, ood=ood, method=self.projection.value, sample=self.sample, seed=self.seed,
-                class_names=self.class_names)
+                r,
+                ood=ood,
+                method=self.projection.value,
+                sample=self.sample,
+                seed=self.seed,
+                class_names=self.class_names,
+            )
             self.figures["projection"].update_layout(width=520, height=440)
             _show(self.projection_out, _plotly_entry(self.figures["projection"]))
         else:
@@ -902,15 +1064,18 @@ class RetrainPanel(_Displayable):
             _show(self.projection_out)
         self.figures["scores"] = result_scores(r, ood=ood)
         self.figures["scores"].update_layout(  # legend below: the panel is narrow
-            width=640, height=480, legend=dict(orientation="h", yanchor="top", y=-0.2))
+            width=640, height=480, legend=dict(orientation="h", yanchor="top", y=-0.2)
+        )
         _show(self.scores_out, _plotly_entry(self.figures["scores"]))
         if loss_rows is not None:
             title = "Loss (projection head)" if r.mode == "fast" else "Loss (whole network)"
             self.figures["loss"] = loss_curve(list(loss_rows), x=x, title=title)
             _show(self.loss_out, _plotly_entry(self.figures["loss"]))
         au = " &nbsp; ".join(f"AUROC {k}: <b>{100 * v:.2f}%</b>" for k, v in r.auroc.items())
-        self.metrics_html.value = (f"<b>{_escape(MODE_LABELS[r.mode])}</b> &nbsp; "
-                                   f"accuracy <b>{100 * r.accuracy:.2f}%</b> &nbsp; {au}")
+        self.metrics_html.value = (
+            f"<b>{_escape(MODE_LABELS[r.mode])}</b> &nbsp; "
+            f"accuracy <b>{100 * r.accuracy:.2f}%</b> &nbsp; {au}"
+        )
 
     def export(self, folder: str | Path, prefix: str = "retrain") -> dict[str, Path]:
         """Write the current result's table (CSV) and figures (PNG) into ``folder``.
@@ -955,4 +1120,3 @@ def _one_browser():
     finally:
         if started:
             kaleido.stop_sync_server(silence_warnings=True)
-

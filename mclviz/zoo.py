@@ -30,8 +30,9 @@ def manifest(folder: str | os.PathLike | None = None) -> dict[str, Any]:
     return read_manifest(folder or checkpoints_dir())
 
 
-def shipped_checkpoint(method: str, folder: str | os.PathLike | None = None,
-                       *, verify: bool = True) -> Path | None:
+def shipped_checkpoint(
+    method: str, folder: str | os.PathLike | None = None, *, verify: bool = True
+) -> Path | None:
     """Path of the shipped checkpoint for ``method``, or None when none is shipped.
 
     With ``verify``, a file whose sha256 differs from the manifest raises ``ValueError``.
@@ -88,8 +89,13 @@ def load_or_train(
     return load(result.checkpoint)
 
 
-def ship(run_checkpoint: str | os.PathLike, name: str,
-         folder: str | os.PathLike | None = None, *, total_steps: int | None = None) -> Path:
+def ship(
+    run_checkpoint: str | os.PathLike,
+    name: str,
+    folder: str | os.PathLike | None = None,
+    *,
+    total_steps: int | None = None,
+) -> Path:
     """Copy a run's checkpoint into the shipped folder as float16 weights, update the manifest.
 
     The shipped file drops the optimizer state (notebooks only need the model) and keeps
@@ -107,7 +113,14 @@ def ship(run_checkpoint: str | os.PathLike, name: str,
     if total_steps:
         metrics["fraction"] = round(ck.step / total_steps, 4)
         metrics["complete"] = ck.step >= total_steps
-    path = save(folder / f"{name}.safetensors", ck.model, ck.config, epoch=ck.epoch,
-                step=ck.step, metrics=metrics, half=True)
+    path = save(
+        folder / f"{name}.safetensors",
+        ck.model,
+        ck.config,
+        epoch=ck.epoch,
+        step=ck.step,
+        metrics=metrics,
+        half=True,
+    )
     update_manifest(folder, name, path, metrics)
     return path

@@ -62,8 +62,12 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--hours", type=float, default=1.0)
     p.add_argument("--methods", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--threads-file", type=Path, default=None,
-                   help="file holding the torch thread count, re-read after every step")
+    p.add_argument(
+        "--threads-file",
+        type=Path,
+        default=None,
+        help="file holding the torch thread count, re-read after every step",
+    )
     args = p.parse_args()
     callbacks = [_thread_control(args.threads_file)] if args.threads_file else []
     deadline = time.time() + 3600 * args.hours
@@ -80,8 +84,14 @@ def main() -> None:
         images, labels = prepare_data(config)
         n = len(labels)
         steps = max(1, n // min(config.batch_size, n)) * config.epochs
-        result = train(config, out=run, resume=True, data=(images, labels),
-                       should_stop=lambda: time.time() > deadline, callbacks=callbacks)
+        result = train(
+            config,
+            out=run,
+            resume=True,
+            data=(images, labels),
+            should_stop=lambda: time.time() > deadline,
+            callbacks=callbacks,
+        )
         path = ship(result.checkpoint, name, folder, total_steps=steps)
         print(f"{name}: shipped {path} ({'stopped early' if result.stopped_early else 'complete'})")
         if not result.stopped_early:

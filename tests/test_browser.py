@@ -30,17 +30,25 @@ import pytest
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_retrain_widgets.ipynb"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 FAST = "Fast mode: projection head only, backbone frozen"
 
 
 def _chromium() -> str:
     path = os.environ.get("MCLVIZ_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(path).is_file():
-        msg = ("Chromium not found (looked for $MCLVIZ_CHROMIUM, `chromium` on PATH and "
-               "/usr/bin/chromium); install it with `apt-get install chromium` (make setup "
-               "does it as root)")
+        msg = (
+            "Chromium not found (looked for $MCLVIZ_CHROMIUM, `chromium` on PATH and "
+            "/usr/bin/chromium); install it with `apt-get install chromium` (make setup "
+            "does it as root)"
+        )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(msg)
         pytest.skip(msg)
@@ -59,10 +67,20 @@ def _notebook_copy(folder: Path, data_root: Path) -> str:
     from papermill.parameterize import parameterize_notebook
 
     nb = load_notebook_node(str(NOTEBOOK))
-    params = {"USE_SHIPPED": False, "PRESET": "tiny", "TRAIN_SUBSET": 256, "TEST_SUBSET": 100,
-              "OOD": ["gaussian"], "VIEWS": 2, "FAST_EPOCHS": 2, "PROJECTION": "tsne",
-              "PROJECTION_POINTS": 80, "OUT": str(folder / "outputs"),
-              "RUNS_DIR": str(folder / "runs"), "DATA_ROOT": str(data_root)}
+    params = {
+        "USE_SHIPPED": False,
+        "PRESET": "tiny",
+        "TRAIN_SUBSET": 256,
+        "TEST_SUBSET": 100,
+        "OOD": ["gaussian"],
+        "VIEWS": 2,
+        "FAST_EPOCHS": 2,
+        "PROJECTION": "tsne",
+        "PROJECTION_POINTS": 80,
+        "OUT": str(folder / "outputs"),
+        "RUNS_DIR": str(folder / "runs"),
+        "DATA_ROOT": str(data_root),
+    }
     nb = parameterize_notebook(nb, params, kernel_name="python3", language="python")
     nbformat.write(nb, folder / NOTEBOOK.name)
     return NOTEBOOK.name
@@ -77,28 +95,47 @@ def lab(tmp_path, data_root):
     jpath = tmp_path / "jupyter-path"
     spec = jpath / "kernels" / "python3"  # this interpreter, whatever the user has installed
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (ipykernel)", "language": "python"}))
-    env = {**os.environ, "JUPYTER_PATH": str(jpath),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
-           "MCLVIZ_DATA": str(data_root)}
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            }
+        )
+    )
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": str(jpath),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "MCLVIZ_DATA": str(data_root),
+    }
     port, token = _free_port(), secrets.token_hex(16)
     log_path = tmp_path / "jupyterlab.log"
-    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-           f"--port={port}", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--ServerApp.port_retries=0",
-           "--LabApp.extension_manager=readonly",
-           f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
-           f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-           "--LabApp.news_url=None", "--LabApp.check_for_updates_class="
-           "jupyterlab.NeverCheckForUpdate"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "lab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--ServerApp.port_retries=0",
+        "--LabApp.extension_manager=readonly",
+        f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ]
     if os.geteuid() == 0:  # containers and CI run as root; JupyterLab refuses without this
         cmd.append("--allow-root")
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=root, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root, start_new_session=True
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -122,8 +159,9 @@ def lab(tmp_path, data_root):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        with_children = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True,
-                                       text=True).stdout.split()
+        with_children = subprocess.run(
+            ["pgrep", "-g", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
         for pid in with_children:  # kernels left behind in the server's process group
             os.kill(int(pid), signal.SIGKILL)
 
@@ -155,8 +193,9 @@ def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
             # the notebook's kernel is up and idle (server side and page side), then
             # Run > Run All Cells
             _wait_for_idle_kernel(api, token)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=120_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000
+            )
             page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
             dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
@@ -178,8 +217,10 @@ def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
             handle.focus()
             handle.press("ArrowRight")
             page.wait_for_function(
-                "b => ![...document.querySelectorAll('.widget-html')].some("
-                "e => e.innerText === b)", arg=before, timeout=120_000)
+                "b => ![...document.querySelectorAll('.widget-html')].some(e => e.innerText === b)",
+                arg=before,
+                timeout=120_000,
+            )
             after = page.locator(".widget-html", has_text="redrawn in").first.inner_text()
             assert after != before
             page.wait_for_timeout(1000)  # let plotly finish its transition before the shot

@@ -26,11 +26,23 @@ def test_roundtrip_restores_everything(tmp_path):
     x = torch.rand(4, 3, 32, 32)
     model.logits(x).sum().backward()
     opt.step()
-    path = ckpt.save(tmp_path / "a.safetensors", model, cfg, epoch=3, step=17, optimizer=opt,
-                     scheduler_state={"name": "cosine"}, metrics={"auroc": 0.5})
+    path = ckpt.save(
+        tmp_path / "a.safetensors",
+        model,
+        cfg,
+        epoch=3,
+        step=17,
+        optimizer=opt,
+        scheduler_state={"name": "cosine"},
+        metrics={"auroc": 0.5},
+    )
     ck = ckpt.load(path)
-    assert (ck.epoch, ck.step, ck.metrics, ck.scheduler_state) == (3, 17, {"auroc": 0.5},
-                                                                    {"name": "cosine"})
+    assert (ck.epoch, ck.step, ck.metrics, ck.scheduler_state) == (
+        3,
+        17,
+        {"auroc": 0.5},
+        {"name": "cosine"},
+    )
     assert ck.config == cfg
     model.eval()
     assert torch.equal(ck.model(x), model(x))
@@ -81,7 +93,7 @@ cfg = Config.preset("tiny", arch="resnet34", width=0.5)
 m = c.build_model_from_config(cfg)
 i = 0
 while True:
-    c.save({str(tmp_path / 'k.safetensors')!r}, m, cfg, epoch=i)
+    c.save({str(tmp_path / "k.safetensors")!r}, m, cfg, epoch=i)
     print(i, flush=True)
     i += 1
 """
@@ -178,9 +190,14 @@ def test_ship_writes_half_weights_and_manifest(tmp_path, monkeypatch):
     from mclviz import zoo
 
     cfg, model = _tiny("mcl")
-    run = ckpt.save(tmp_path / "run" / "checkpoint.safetensors", model, cfg, step=5,
-                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
-                    metrics={"history": [], "partial": {"sums": {}, "count": 1}})
+    run = ckpt.save(
+        tmp_path / "run" / "checkpoint.safetensors",
+        model,
+        cfg,
+        step=5,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9),
+        metrics={"history": [], "partial": {"sums": {}, "count": 1}},
+    )
     shipped = tmp_path / "shipped"
     path = zoo.ship(run, "mcl", shipped, total_steps=10)
     entry = ckpt.read_manifest(shipped)["mcl"]
@@ -216,11 +233,19 @@ def test_load_or_train_loads_shipped_or_trains_and_says_so(tmp_path, monkeypatch
 
     shipped = tmp_path / "shipped"
     monkeypatch.setenv("MCLVIZ_CHECKPOINTS", str(shipped))
-    kw = {"preset": "tiny", "progress": False, "data_root": str(data_root),
-          "train_subset": 64, "epochs": 1}
+    kw = {
+        "preset": "tiny",
+        "progress": False,
+        "data_root": str(data_root),
+        "train_subset": 64,
+        "epochs": 1,
+    }
     with pytest.warns(UserWarning, match="no shipped checkpoint for 'ccm'.*training the 'tiny'"):
         trained = zoo.load_or_train("ccm", out=tmp_path / "run", **kw)
-    assert trained.config.method == "ccm" and trained.path == tmp_path / "run" / "checkpoint.safetensors"
+    assert (
+        trained.config.method == "ccm"
+        and trained.path == tmp_path / "run" / "checkpoint.safetensors"
+    )
     zoo.ship(trained.path, "ccm", shipped)
     loaded = zoo.load_or_train("ccm", out=tmp_path / "other", **kw)  # no training, no warning
     assert loaded.path == shipped / "ccm.safetensors" and not (tmp_path / "other").exists()

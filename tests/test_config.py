@@ -6,7 +6,14 @@ from mclviz.config import METHODS, PRESETS, Config
 def test_paper_preset_matches_section_4():
     c = Config.preset("paper")
     assert (c.arch, c.proj_dim, c.batch_size, c.tau, c.alpha, c.beta, c.lam) == (
-        "resnet34", 128, 1024, 0.2, 0.05, 2.5, 1.0)
+        "resnet34",
+        128,
+        1024,
+        0.2,
+        0.05,
+        2.5,
+        1.0,
+    )
     assert (c.momentum, c.weight_decay, c.warmup_epochs) == (0.9, 1e-6, 0.0)
     assert c.learning_rate == pytest.approx(1.2)  # 0.3 x 1024 / 256
 

@@ -31,8 +31,7 @@ def _loss(kind, z, y, y_aux):
 
 
 def _worker(rank, world, init_file, kind, out_dir):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     model = torch.nn.parallel.DistributedDataParallel(_model())
     x, y, y_aux = _batch()
     share = len(x) // world
@@ -40,8 +39,10 @@ def _worker(rank, world, init_file, kind, out_dir):
     z = du.gather(model(x[sl]))
     loss = _loss(kind, z, du.gather(y[sl]), du.gather(y_aux[sl]))
     loss.backward()
-    torch.save({"loss": loss.detach(), "grads": [p.grad for p in model.parameters()]},
-               os.path.join(out_dir, f"{rank}.pt"))
+    torch.save(
+        {"loss": loss.detach(), "grads": [p.grad for p in model.parameters()]},
+        os.path.join(out_dir, f"{rank}.pt"),
+    )
     dist.destroy_process_group()
 
 
@@ -67,8 +68,15 @@ def test_gather_is_identity_without_process_group():
 
 
 def _train_worker(rank, world, port, method, out_dir):
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     from mclviz.config import Config
     from mclviz.train import train
@@ -78,8 +86,9 @@ def _train_worker(rank, world, port, method, out_dir):
     y = torch.arange(64) % 4
     cfg = Config.preset("tiny", method=method, batch_size=32, epochs=1, precision="fp32")
     result = train(cfg, data=(x, y), progress=False)
-    torch.save({k: v for k, v in result.model.state_dict().items()},
-               os.path.join(out_dir, f"w{rank}.pt"))
+    torch.save(
+        {k: v for k, v in result.model.state_dict().items()}, os.path.join(out_dir, f"w{rank}.pt")
+    )
     dist.destroy_process_group()
 
 

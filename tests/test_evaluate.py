@@ -25,8 +25,16 @@ def setup(data_root):
 
 
 def _run(ck, data, precision, cache_dir=None):
-    return evaluate(ck, data=data, sei=(1, 8), variants=("paper",), covariance="tied",
-                    precision=precision, cache_dir=cache_dir, progress=False)
+    return evaluate(
+        ck,
+        data=data,
+        sei=(1, 8),
+        variants=("paper",),
+        covariance="tied",
+        precision=precision,
+        cache_dir=cache_dir,
+        progress=False,
+    )
 
 
 def test_bf16_evaluation_is_close_to_fp32(setup):
@@ -42,7 +50,9 @@ def test_bf16_evaluation_is_close_to_fp32(setup):
     # this barely trained model has near-ties between classes, so predictions may flip
     # (the shipped model moved by 0.1-0.3 points, see mclviz.evaluate); AUROC is stable
     assert (exact["auroc"] - fast["auroc"]).abs().max() <= 0.02
-    assert not exact[["auroc", "aupr_in", "aupr_out"]].equals(fast[["auroc", "aupr_in", "aupr_out"]])
+    assert not exact[["auroc", "aupr_in", "aupr_out"]].equals(
+        fast[["auroc", "aupr_in", "aupr_out"]]
+    )
 
 
 def test_precision_keys_the_cache(setup, tmp_path):

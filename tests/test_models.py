@@ -19,8 +19,11 @@ def test_depths_match_the_paper():
     # ResNet-18 has 8 basic blocks, ResNet-34 has 16
     for arch, blocks in (("resnet18", 8), ("resnet34", 16)):
         m = build_model(arch, width=0.125)
-        n = sum(1 for name, _ in m.named_modules() if name.count(".") == 2 and "layer" in name
-                and name.split(".")[-1].isdigit())
+        n = sum(
+            1
+            for name, _ in m.named_modules()
+            if name.count(".") == 2 and "layer" in name and name.split(".")[-1].isdigit()
+        )
         assert n == blocks
 
 

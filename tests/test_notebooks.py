@@ -23,8 +23,19 @@ import pytest
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 KERNEL = "mclviz-notebook-tests"
-EVAL_COLUMNS = ["method", "detector", "ways", "aggregation", "variant", "accuracy", "ood",
-                "auroc", "aupr_in", "aupr_out", "fpr95"]
+EVAL_COLUMNS = [
+    "method",
+    "detector",
+    "ways",
+    "aggregation",
+    "variant",
+    "accuracy",
+    "ood",
+    "auroc",
+    "aupr_in",
+    "aupr_out",
+    "fpr95",
+]
 OOD = ["tinyimagenet-resize", "gaussian"]
 TINY = {"epochs": 1, "train_subset": 192}  # the tiny preset, smaller still: seconds a model
 
@@ -41,7 +52,8 @@ def test_notebook_is_committed_clean_and_parameterised(path):
     nb = nbformat.read(path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and "parameters" in code[0].metadata.get("tags", []), (
-        f"{path.name}: the first code cell must be tagged 'parameters' (papermill)")
+        f"{path.name}: the first code cell must be tagged 'parameters' (papermill)"
+    )
     for name in ("USE_SHIPPED", "PRESET", "TRAIN_OVERRIDES", "RUNS_DIR", "OUT", "DATA_ROOT"):
         assert f"{name} = " in code[0].source, f"{path.name}: parameter {name} is missing"
     dirty = [i for i, c in enumerate(code) if c.outputs or c.execution_count is not None]
@@ -63,11 +75,15 @@ def kernel_name(tmp_path_factory):
     root = tmp_path_factory.mktemp("jupyter-path")
     spec = root / "kernels" / KERNEL
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "mclviz notebook tests",
-        "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "mclviz notebook tests",
+                "language": "python",
+            }
+        )
+    )
     with pytest.MonkeyPatch.context() as mp:
         old = os.environ.get("JUPYTER_PATH")
         mp.setenv("JUPYTER_PATH", str(root) + (os.pathsep + old if old else ""))
@@ -84,12 +100,22 @@ def _run(name: str, workdir: Path, kernel: str, **parameters) -> Path:
     import papermill as pm
 
     out = workdir / "out" / name
-    params = {"USE_SHIPPED": False, "PRESET": "tiny", "OUT": str(out), "TRAIN_OVERRIDES": TINY,
-              "RUNS_DIR": str(workdir / "runs"),
-              "DATA_ROOT": os.environ["MCLVIZ_DATA"], **parameters}
+    params = {
+        "USE_SHIPPED": False,
+        "PRESET": "tiny",
+        "OUT": str(out),
+        "TRAIN_OVERRIDES": TINY,
+        "RUNS_DIR": str(workdir / "runs"),
+        "DATA_ROOT": os.environ["MCLVIZ_DATA"],
+        **parameters,
+    }
     pm.execute_notebook(
-        str(NOTEBOOKS / f"{name}.ipynb"), str(workdir / f"{name}.out.ipynb"),
-        parameters=params, kernel_name=kernel, cwd=str(workdir), progress_bar=False,
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(workdir / f"{name}.out.ipynb"),
+        parameters=params,
+        kernel_name=kernel,
+        cwd=str(workdir),
+        progress_bar=False,
         execution_timeout=900,
     )
     return out
@@ -116,8 +142,9 @@ COMMON = {"TRAIN_SUBSET": 600, "TEST_SUBSET": 200, "OOD": OOD}
 
 @pytest.mark.slow
 def test_01_quickstart(data_root, kernel_name, workdir):
-    out = _run("01_quickstart", workdir, kernel_name, **COMMON, SEI=[1, 4, 8],
-               PROJECTION_POINTS=150)
+    out = _run(
+        "01_quickstart", workdir, kernel_name, **COMMON, SEI=[1, 4, 8], PROJECTION_POINTS=150
+    )
     df = _csv(out / "evaluation.csv", EVAL_COLUMNS, rows=2 * 2 + 2 * (3 * 2 * 2))
     assert set(df["ways"]) == {1, 4, 8} and set(df["ood"]) == set(OOD)
     assert df["auroc"].between(0, 1).all() and df["accuracy"].between(0, 1).all()
@@ -126,22 +153,26 @@ def test_01_quickstart(data_root, kernel_name, workdir):
 
 @pytest.mark.slow
 def test_02_embeddings(data_root, kernel_name, workdir):
-    out = _run("02_embeddings", workdir, kernel_name, TEST_SUBSET=150, OOD=OOD,
-               PROJECTION_POINTS=150)
+    out = _run(
+        "02_embeddings", workdir, kernel_name, TEST_SUBSET=150, OOD=OOD, PROJECTION_POINTS=150
+    )
     _png(out / "projections_tsne_tinyimagenet-resize.png")
 
 
 @pytest.mark.slow
 def test_03_scores_and_failures(data_root, kernel_name, workdir):
-    out = _run("03_scores_and_failures", workdir, kernel_name, **COMMON, PER_PAGE=3,
-               NEIGHBOURS=4)
-    scores = _csv(out / "scores.csv", ["mode", "method", "accuracy", "ood", "auroc", "fpr95"],
-                  rows=len(OOD))
+    out = _run("03_scores_and_failures", workdir, kernel_name, **COMMON, PER_PAGE=3, NEIGHBOURS=4)
+    scores = _csv(
+        out / "scores.csv", ["mode", "method", "accuracy", "ood", "auroc", "fpr95"], rows=len(OOD)
+    )
     assert list(scores["ood"]) == OOD
     for name in OOD:
         _png(out / f"scores_{name}.png")
-    ood = _csv(out / "failures_ood.csv", ["rank", "kind", "ood", "index", "score", "pred"],
-               rows=COMMON["TEST_SUBSET"])  # every OOD image is ranked
+    ood = _csv(
+        out / "failures_ood.csv",
+        ["rank", "kind", "ood", "index", "score", "pred"],
+        rows=COMMON["TEST_SUBSET"],
+    )  # every OOD image is ranked
     assert ood["score"].is_monotonic_decreasing
     wrong = _csv(out / "failures_misclassified.csv", ["index", "score", "label", "pred"])
     assert (wrong["label"] != wrong["pred"]).all() and len(wrong) > 0
@@ -154,12 +185,28 @@ def test_04_sei(data_root, kernel_name, workdir):
     out = _run("04_sei", workdir, kernel_name, **COMMON)
     _csv(out / "sei_all.csv", EVAL_COLUMNS, rows=2 * 2 + 2 * (3 * 2 * 2))
     for name in OOD:
-        t4 = _csv(out / f"table4_{name}.csv",
-                  ["ways", "aggregation", "acc_paper", "acc_official", "auroc_paper",
-                   "auroc_official", "auroc_diff"], rows=7)
+        t4 = _csv(
+            out / f"table4_{name}.csv",
+            [
+                "ways",
+                "aggregation",
+                "acc_paper",
+                "acc_official",
+                "auroc_paper",
+                "auroc_official",
+                "auroc_diff",
+            ],
+            rows=7,
+        )
         assert list(zip(t4["ways"], t4["aggregation"], strict=True)) == [
-            (1, "none"), (4, "avg"), (4, "max"), (4, "w-avg"), (8, "avg"), (8, "max"),
-            (8, "w-avg")]
+            (1, "none"),
+            (4, "avg"),
+            (4, "max"),
+            (4, "w-avg"),
+            (8, "avg"),
+            (8, "max"),
+            (8, "w-avg"),
+        ]
     _png(out / "table4.png")
     t5 = _csv(out / "table5.csv", ["method", "ways", "aggregation", "auroc_paper"], rows=4)
     assert set(t5["method"]) == {"MCL w/o aux", "MCL + aux"}
@@ -167,12 +214,25 @@ def test_04_sei(data_root, kernel_name, workdir):
 
 @pytest.mark.slow
 def test_05_retrain_widgets(data_root, kernel_name, workdir):
-    out = _run("05_retrain_widgets", workdir, kernel_name, TRAIN_SUBSET=256, TEST_SUBSET=150,
-               OOD=OOD, VIEWS=2, FAST_EPOCHS=2, FULL_EPOCHS=1, PROJECTION_POINTS=100,
-               RUN_FULL=True)
+    out = _run(
+        "05_retrain_widgets",
+        workdir,
+        kernel_name,
+        TRAIN_SUBSET=256,
+        TEST_SUBSET=150,
+        OOD=OOD,
+        VIEWS=2,
+        FAST_EPOCHS=2,
+        FULL_EPOCHS=1,
+        PROJECTION_POINTS=100,
+        RUN_FULL=True,
+    )
     for mode in ("fast", "full"):
-        df = _csv(out / f"retrain_{mode}.csv", ["mode", "method", "tau", "alpha", "beta", "lam",
-                                               "accuracy", "ood", "auroc"], rows=len(OOD))
+        df = _csv(
+            out / f"retrain_{mode}.csv",
+            ["mode", "method", "tau", "alpha", "beta", "lam", "accuracy", "ood", "auroc"],
+            rows=len(OOD),
+        )
         assert set(df["mode"]) == {mode} and set(df["method"]) == {"mcl"}
         for fig in ("projection", "scores", "loss"):
             _png(out / f"retrain_{mode}_{fig}.png")
@@ -180,8 +240,15 @@ def test_05_retrain_widgets(data_root, kernel_name, workdir):
 
 @pytest.mark.slow
 def test_06_mean_shifted(data_root, kernel_name, workdir):
-    out = _run("06_mean_shifted", workdir, kernel_name, NORMAL_CLASSES=[0, 1], EPOCHS=1,
-               TRAIN_SUBSET=64, TEST_SUBSET=200)
+    out = _run(
+        "06_mean_shifted",
+        workdir,
+        kernel_name,
+        NORMAL_CLASSES=[0, 1],
+        EPOCHS=1,
+        TRAIN_SUBSET=64,
+        TEST_SUBSET=200,
+    )
     df = _csv(out / "one_class.csv", ["class", "name", "knn_pretrained", "msc"], rows=3)
     assert df["class"].astype(str).tolist() == ["0", "1", "mean"]
     assert df[["knn_pretrained", "msc"]].apply(lambda s: s.between(0, 1)).all().all()

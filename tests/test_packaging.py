@@ -15,7 +15,8 @@ def _norm(name: str) -> str:
 def test_environment_yml_names_the_same_packages_as_pyproject():
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     py = {_norm(d) for d in meta["dependencies"]} | {
-        _norm(d) for d in meta["optional-dependencies"]["test"]}
+        _norm(d) for d in meta["optional-dependencies"]["test"]
+    }
     env = set()
     in_deps = False
     for line in (ROOT / "environment.yml").read_text().splitlines():
@@ -45,3 +46,17 @@ def test_ci_runs_the_readme_test_command():
     assert len(commands) == 2, f"README should open with exactly two commands, found {commands}"
     test_cmd = commands[1]
     assert test_cmd in (ROOT / ".ci" / "run").read_text()
+
+
+def test_code_passes_ruff_lint_and_format():
+    """The house style: ruff for lint and format, configured in pyproject.toml."""
+    import shutil
+    import subprocess
+    import sys
+
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff, "ruff is missing: install the test extra (pip install -e '.[test]')"
+    folders = ["mclviz", "tests", "benchmarks", "scripts"]
+    for args in (["check"], ["format", "--check"]):
+        run = subprocess.run([ruff, *args, *folders], cwd=ROOT, capture_output=True, text=True)
+        assert run.returncode == 0, f"ruff {' '.join(args)} failed:\n{run.stdout}{run.stderr}"

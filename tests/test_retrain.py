@@ -42,8 +42,15 @@ def backbone(cifar):
 @pytest.fixture(scope="module")
 def cache(backbone, cifar):
     (x, y), test, ood = cifar
-    return FeatureCache.build(backbone, x[:120], y[:120], views=3, test=test, ood=ood,
-                              generator=torch.Generator().manual_seed(5))
+    return FeatureCache.build(
+        backbone,
+        x[:120],
+        y[:120],
+        views=3,
+        test=test,
+        ood=ood,
+        generator=torch.Generator().manual_seed(5),
+    )
 
 
 def test_cache_shapes_layout_and_training_flags(backbone, cifar, cache):
@@ -122,8 +129,14 @@ def test_every_method_retrains_and_scores(cache, method):
 
 def test_should_stop_and_callback(cache):
     seen = []
-    r = retrain_head(cache, method="simclr", epochs=5, batch_size=30, callback=seen.append,
-                     should_stop=lambda: True)
+    r = retrain_head(
+        cache,
+        method="simclr",
+        epochs=5,
+        batch_size=30,
+        callback=seen.append,
+        should_stop=lambda: True,
+    )
     assert r.stopped_early and len(r.history) == 1 and seen[0]["kind"] == "epoch"
 
 
@@ -137,8 +150,9 @@ def test_bad_arguments_name_the_value_and_the_fix(cache, backbone, cifar):
     with pytest.raises(ValueError, match="tau=0 must be > 0"):
         retrain_head(cache, method="simclr", tau=0)
     (x, y), _, _ = cifar
-    flat = FeatureCache.build(backbone, x[:12], y[:12], views=2, rotations=False,
-                              test=(x[:12], y[:12]), ood={})
+    flat = FeatureCache.build(
+        backbone, x[:12], y[:12], views=2, rotations=False, test=(x[:12], y[:12]), ood={}
+    )
     with pytest.raises(ValueError, match="rotations=True"):
         retrain_head(flat, method="mcl")
     no_test = FeatureCache.build(backbone, x[:12], y[:12], views=2, rotations=False)
@@ -154,8 +168,10 @@ def test_bad_arguments_name_the_value_and_the_fix(cache, backbone, cifar):
 def test_score_embeddings_matches_gaussians_fitted_by_hand(n_per_class, dim):
     g = torch.Generator().manual_seed(n_per_class)
     y = torch.arange(3).repeat_interleave(n_per_class)
-    z_train = (torch.randn(len(y), 1, dim, generator=g, dtype=torch.float64)
-               + 3 * torch.nn.functional.one_hot(y, dim)[:, None].double())
+    z_train = (
+        torch.randn(len(y), 1, dim, generator=g, dtype=torch.float64)
+        + 3 * torch.nn.functional.one_hot(y, dim)[:, None].double()
+    )
     z_test = torch.randn(10, 1, dim, generator=g, dtype=torch.float64)
     yt = torch.arange(10) % 3
     z_ood = {"o": torch.randn(7, 1, dim, generator=g, dtype=torch.float64)}
@@ -189,8 +205,14 @@ def test_score_model_matches_evaluate(backbone, cifar):
     (x, y), test, ood = cifar
     r = score_model(backbone, (x, y), test, ood, method="mcl", ways=1, covariance="class")
     cfg = Config.preset("tiny", method="mcl")
-    table = evaluate(Checkpoint(model=backbone, config=cfg), data=EvalData((x, y), test, ood),
-                     sei=(1,), variants=("paper",), precision="fp32", progress=False)
+    table = evaluate(
+        Checkpoint(model=backbone, config=cfg),
+        data=EvalData((x, y), test, ood),
+        sei=(1,),
+        variants=("paper",),
+        precision="fp32",
+        progress=False,
+    )
     assert r.mode == "model" and r.accuracy == pytest.approx(table["accuracy"].iloc[0])
     assert r.auroc["gaussian"] == pytest.approx(table["auroc"].iloc[0])
     r4 = score_model(backbone, (x, y), test, ood, method="mcl")
@@ -206,10 +228,16 @@ def test_retrain_full_trains_stops_and_scores(cifar):
         calls["n"] += 1
         return calls["n"] >= 2
 
-    cfg = Config.preset("tiny", method="ccm", alpha=0.5, epochs=3, batch_size=16,
-                        precision="fp32")
-    r = retrain_full(cfg, x[:64], y[:64], test=test, ood=ood, callbacks=[events.append],
-                     should_stop=stop_after_two)
+    cfg = Config.preset("tiny", method="ccm", alpha=0.5, epochs=3, batch_size=16, precision="fp32")
+    r = retrain_full(
+        cfg,
+        x[:64],
+        y[:64],
+        test=test,
+        ood=ood,
+        callbacks=[events.append],
+        should_stop=stop_after_two,
+    )
     assert r.mode == "full" and r.stopped_early and r.method == "ccm"
     assert [e["step"] for e in events if e["kind"] == "step"] == [1, 2]
     assert r.params["alpha"] == 0.5 and r.params["epochs"] == 3

@@ -33,10 +33,12 @@ def test_every_method_trains_checkpoints_and_reloads(tmp_path, cifar_small, meth
     if method == "msc":
         x, y = x[y == 0], torch.zeros(int((y == 0).sum()), dtype=torch.long)
     events = []
-    result = train(_cfg(method), out=tmp_path, data=(x, y), callbacks=[events.append],
-                   progress=False)
-    assert result.history and all(torch.isfinite(torch.tensor(v)) for v in
-                                  result.history[-1].values())
+    result = train(
+        _cfg(method), out=tmp_path, data=(x, y), callbacks=[events.append], progress=False
+    )
+    assert result.history and all(
+        torch.isfinite(torch.tensor(v)) for v in result.history[-1].values()
+    )
     assert [e["kind"] for e in events].count("epoch") == 1
     assert {"step", "lr", "loss"} <= set(events[0])
     ck = ckpt.load(result.checkpoint)
@@ -59,11 +61,13 @@ def test_resume_reaches_the_same_weights(tmp_path, cifar_small):
     part = train(cfg, out=tmp_path, data=(x, y), should_stop=stop_after_four, progress=False)
     assert part.stopped_early and ckpt.load(tmp_path / "checkpoint.safetensors").step == 4
     resumed = train(cfg, out=tmp_path, data=(x, y), resume=True, progress=False)
-    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values(),
-                            strict=True):
+    for (name, a), b in zip(
+        full.model.state_dict().items(), resumed.model.state_dict().values(), strict=True
+    ):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
-    assert [round(h["loss"], 4) for h in full.history] == [round(h["loss"], 4)
-                                                           for h in resumed.history]
+    assert [round(h["loss"], 4) for h in full.history] == [
+        round(h["loss"], 4) for h in resumed.history
+    ]
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path, cifar_small):
@@ -89,9 +93,26 @@ def test_bf16_step_is_close_to_fp32(cifar_small):
 
 
 def test_cli_train_and_unknown_field(tmp_path, data_root, capsys):
-    code = main(["train", "--preset", "tiny", "--method", "simclr", "--train-subset", "64",
-                 "--epochs", "1", "--batch-size", "32", "--data-root", str(data_root),
-                 "--out", str(tmp_path), "--quiet"])
+    code = main(
+        [
+            "train",
+            "--preset",
+            "tiny",
+            "--method",
+            "simclr",
+            "--train-subset",
+            "64",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--data-root",
+            str(data_root),
+            "--out",
+            str(tmp_path),
+            "--quiet",
+        ]
+    )
     assert code == 0
     out = json.loads(capsys.readouterr().out)
     assert out["checkpoint"].endswith("checkpoint.safetensors")

@@ -31,15 +31,26 @@ def _cache(n=80, classes=4, f=16, seed=0) -> FeatureCache:
     centers = 3 * torch.randn(classes, f, generator=g)
 
     def feats(labels, *shape):
-        return (centers[labels].view(len(labels), *[1] * len(shape), f)
-                + torch.randn(len(labels), *shape, f, generator=g))
+        return centers[labels].view(len(labels), *[1] * len(shape), f) + torch.randn(
+            len(labels), *shape, f, generator=g
+        )
 
     y = torch.arange(n) % classes
     yt = torch.arange(40) % classes
-    ood = {"far": 3 * torch.randn(30, 4, f, generator=g) + 6,
-           "near": feats(torch.arange(30) % classes, 4) * 1.5}
-    return FeatureCache(views=feats(y, 4, 3), labels=y, train=feats(y, 4), test=feats(yt, 4),
-                        test_labels=yt, ood=ood, hidden=16, proj_dim=8)
+    ood = {
+        "far": 3 * torch.randn(30, 4, f, generator=g) + 6,
+        "near": feats(torch.arange(30) % classes, 4) * 1.5,
+    }
+    return FeatureCache(
+        views=feats(y, 4, 3),
+        labels=y,
+        train=feats(y, 4),
+        test=feats(yt, 4),
+        test_labels=yt,
+        ood=ood,
+        hidden=16,
+        proj_dim=8,
+    )
 
 
 def _images(n, seed=0):
@@ -56,11 +67,14 @@ def panel():
 
 
 def test_import_has_no_side_effects():
-    code = ("import sys, mclviz.widgets; "
-            "print(sorted(m for m in ('ipywidgets', 'plotly', 'matplotlib.pyplot') "
-            "if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, mclviz.widgets; "
+        "print(sorted(m for m in ('ipywidgets', 'plotly', 'matplotlib.pyplot') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
@@ -161,15 +175,27 @@ def _full_panel(epochs):
     test = (_images(20, 1), torch.arange(20) % 4)
     ood = {"far": _images(12, 2), "near": _images(12, 3)}
     cfg = Config.preset("tiny", batch_size=16, precision="fp32")
-    return RetrainPanel(_cache(), train=(images, labels), test=test, ood=ood, config=cfg,
-                        projection="none", full_epochs=epochs, method="ccm")
+    return RetrainPanel(
+        _cache(),
+        train=(images, labels),
+        test=test,
+        ood=ood,
+        config=cfg,
+        projection="none",
+        full_epochs=epochs,
+        method="ccm",
+    )
 
 
 def test_full_mode_needs_the_cached_ood_sets():
     with pytest.raises(ValueError, match=r"ood has the sets \['noise'\] but the cache has"):
-        RetrainPanel(_cache(), train=(_images(8), torch.arange(8) % 4),
-                     test=(_images(4), torch.arange(4)), ood={"noise": _images(4)},
-                     config=Config.preset("tiny"))
+        RetrainPanel(
+            _cache(),
+            train=(_images(8), torch.arange(8) % 4),
+            test=(_images(4), torch.arange(4)),
+            ood={"noise": _images(4)},
+            config=Config.preset("tiny"),
+        )
 
 
 def test_full_mode_runs_the_whole_network_with_a_live_loss_curve():
@@ -213,9 +239,14 @@ def fast_result():
 
 
 def _viewer(result, **kw):
-    return FailureViewer(result, _images(80), _images(40, 1),
-                         {"far": _images(30, 2), "near": _images(30, 3)},
-                         class_names=["a", "b", "c", "d"], **kw)
+    return FailureViewer(
+        result,
+        _images(80),
+        _images(40, 1),
+        {"far": _images(30, 2), "near": _images(30, 3)},
+        class_names=["a", "b", "c", "d"],
+        **kw,
+    )
 
 
 def test_failure_viewer_pages_through_ranked_failures(fast_result):
@@ -262,8 +293,11 @@ def test_failure_viewer_from_model():
 
     torch.manual_seed(0)
     model = build_model("resnet18", width=0.125, proj_dim=4)
-    data = EvalData((_images(40), torch.arange(40) % 2), (_images(10, 1), torch.arange(10) % 2),
-                    {"noise": _images(8, 2)})
+    data = EvalData(
+        (_images(40), torch.arange(40) % 2),
+        (_images(10, 1), torch.arange(10) % 2),
+        {"noise": _images(8, 2)},
+    )
     v = FailureViewer.from_model(model, data, per_page=3, k=2)
     assert v.result.mode == "model" and len(v.titles) == 3
 
@@ -275,8 +309,10 @@ def test_projection_explorer_switches_the_ood_set():
     g = torch.Generator().manual_seed(0)
     y = torch.arange(30) % 3
     z = {"A": torch.randn(30, 5, generator=g), "B": torch.randn(30, 5, generator=g)}
-    ood = {"o1": {"A": torch.randn(10, 5, generator=g), "B": torch.randn(10, 5, generator=g)},
-           "o2": {"A": torch.randn(12, 5, generator=g), "B": torch.randn(12, 5, generator=g)}}
+    ood = {
+        "o1": {"A": torch.randn(10, 5, generator=g), "B": torch.randn(10, 5, generator=g)},
+        "o2": {"A": torch.randn(12, 5, generator=g), "B": torch.randn(12, 5, generator=g)},
+    }
     e = ProjectionExplorer(z, y, ood, class_names=["x", "y", "z"], sample=None)
     fig = e.figure
     assert [a.text for a in fig.layout.annotations] == ["A", "B"]
@@ -295,10 +331,13 @@ def test_projection_explorer_switches_the_ood_set():
 
 def test_projection_explorer_from_models():
     torch.manual_seed(0)
-    models = {"m1": build_model("resnet18", width=0.125, proj_dim=4),
-              "m2": build_model("resnet18", width=0.125, proj_dim=6)}
-    e = ProjectionExplorer.from_models(models, (_images(20), torch.arange(20) % 2),
-                                       {"noise": _images(8, 1)}, sample=None)
+    models = {
+        "m1": build_model("resnet18", width=0.125, proj_dim=4),
+        "m2": build_model("resnet18", width=0.125, proj_dim=6),
+    }
+    e = ProjectionExplorer.from_models(
+        models, (_images(20), torch.arange(20) % 2), {"noise": _images(8, 1)}, sample=None
+    )
     assert e.z_test["m2"].shape == (20, 6) and e.z_ood["noise"]["m1"].shape == (8, 4)
     assert e.ood.value == "noise"
 
@@ -311,7 +350,8 @@ def test_result_figures(fast_result):
     assert fig.layout.annotations[0].text.startswith("fast (head) mcl (tau=0.2, alpha=0.05")
     assert sum(len(t.x) for t in fig.data) == 40 + 30
     assert result_scores(fast_result, ood="near").layout.meta["auroc"] == pytest.approx(
-        fast_result.auroc["near"])
+        fast_result.auroc["near"]
+    )
     with pytest.raises(ValueError, match="ood='nope' is not in the result"):
         result_scores(fast_result, ood="nope")
     lc = loss_curve([{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}], x="step")
