@@ -218,6 +218,29 @@ def test_project_umap_tiny(tmp_path):
     assert np.mean(y[d.argmin(1)] == y) > 0.95
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [40, 300])
+def test_umap_graph_from_sklearn_neighbours_equals_umaps_own(n):
+    # project() hands umap scikit-learn's exact neighbours (below 4,096 points, where umap
+    # computes exact ones itself): the fuzzy graph umap builds from them must be its own
+    import umap
+
+    from mclviz.plots import _exact_knn
+
+    z, _ = clusters(n, 16, 4, seed=5, spread=0.5)
+    z = z.astype(np.float32)
+    idx, dist = _exact_knn(z, 15)
+    assert (idx[:, 0] == np.arange(n)).all() and (dist[:, 0] == 0).all()
+    assert (np.diff(dist, axis=1) >= 0).all()
+    own = umap.UMAP(n_neighbors=15, random_state=3, n_jobs=1, n_epochs=1).fit(z)
+    given = umap.UMAP(
+        n_neighbors=15, random_state=3, n_jobs=1, n_epochs=1, precomputed_knn=(idx, dist, None)
+    ).fit(z)
+    assert own._small_data and not given._small_data  # the two code paths
+    diff = abs(own.graph_ - given.graph_).max()
+    assert diff < 1e-4 and own.graph_.nnz == given.graph_.nnz
+
+
 def _panel_of(trace) -> str:
     return trace.xaxis  # "x", "x2", ... one per panel
 
