@@ -58,6 +58,18 @@ def test_notebook_is_committed_clean_and_parameterised(path):
         assert f"{name} = " in code[0].source, f"{path.name}: parameter {name} is missing"
     dirty = [i for i, c in enumerate(code) if c.outputs or c.execution_count is not None]
     assert not dirty, f"{path.name}: code cells {dirty} hold outputs; clear them before committing"
+    # papermill (and `papermill --help-notebook`) must see every parameter: it skips, with
+    # a warning, a line holding a second '=' (e.g. in its comment)
+    from papermill.inspection import inspect_notebook
+
+    assigned = [
+        ln.split("=")[0].strip()
+        for ln in code[0].source.splitlines()
+        if "=" in ln and not ln.startswith("#")
+    ]
+    assert list(inspect_notebook(str(path))) == assigned, (
+        f"{path.name}: papermill cannot parse some parameters; keep '=' out of their comments"
+    )
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
