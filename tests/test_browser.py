@@ -1,10 +1,15 @@
-"""Notebook 05 in a real JupyterLab, driven by headless Chromium (Playwright, system browser).
+"""Notebooks in a real JupyterLab, driven by headless Chromium (Playwright, system browser).
 
 Serves JupyterLab on 127.0.0.1 (a free port, a token, no browser, its own settings,
-workspace and runtime folders) with a temporary copy of ``05_retrain_widgets.ipynb``
-parameterised for a tiny run, runs all cells from the Run menu, and checks that the
-widgets (sliders, the mode banner) and the plotly figures rendered, and that moving a
-slider retrains. A screenshot is saved under the test's ``tmp_path``.
+workspace and runtime folders) with a temporary parameterised copy of a notebook, runs
+all cells from the Run menu, and checks what rendered:
+
+- ``01_quickstart`` as a new user opens it: the shipped ``mcl`` checkpoint (on fewer
+  images), the headline table and the plotly projection, with no error output;
+- ``05_retrain_widgets`` on a tiny run: the widgets (sliders, the mode banner) and the
+  plotly figures, and that moving a slider retrains.
+
+A screenshot of each is saved under the test's ``tmp_path``.
 
 Chromium: Debian's ``/usr/bin/chromium`` (``$MCLVIZ_CHROMIUM`` overrides); missing, the
 test fails in CI (``CI=true``) and is skipped with the reason elsewhere.
@@ -29,7 +34,8 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "05_retrain_widgets.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "05_retrain_widgets.ipynb"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -61,37 +67,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _notebook_copy(folder: Path, data_root: Path) -> str:
-    """A tiny-run copy of notebook 05 (papermill's parameter injection, not executed)."""
+TINY_05 = {
+    "USE_SHIPPED": False,
+    "PRESET": "tiny",
+    "TRAIN_SUBSET": 256,
+    "TEST_SUBSET": 100,
+    "OOD": ["gaussian"],
+    "VIEWS": 2,
+    "FAST_EPOCHS": 2,
+    "PROJECTION": "tsne",
+    "PROJECTION_POINTS": 80,
+}
+# notebook 01 as a new user opens it, with the shipped checkpoint, on fewer images
+SHIPPED_01 = {
+    "USE_SHIPPED": True,
+    "TRAIN_SUBSET": 2000,
+    "TEST_SUBSET": 400,
+    "OOD": ["tinyimagenet-resize"],
+    "SEI": [1, 4],
+    "PROJECTION_POINTS": 300,
+}
+
+
+def _notebook_copy(folder: Path, data_root: Path, notebook: Path, params: dict) -> str:
+    """A parameterised copy of a notebook (papermill's parameter injection, not executed)."""
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
-    nb = load_notebook_node(str(NOTEBOOK))
+    nb = load_notebook_node(str(notebook))
     params = {
-        "USE_SHIPPED": False,
-        "PRESET": "tiny",
-        "TRAIN_SUBSET": 256,
-        "TEST_SUBSET": 100,
-        "OOD": ["gaussian"],
-        "VIEWS": 2,
-        "FAST_EPOCHS": 2,
-        "PROJECTION": "tsne",
-        "PROJECTION_POINTS": 80,
+        **params,
         "OUT": str(folder / "outputs"),
         "RUNS_DIR": str(folder / "runs"),
         "DATA_ROOT": str(data_root),
     }
     nb = parameterize_notebook(nb, params, kernel_name="python3", language="python")
-    nbformat.write(nb, folder / NOTEBOOK.name)
-    return NOTEBOOK.name
+    nbformat.write(nb, folder / notebook.name)
+    return notebook.name
 
 
 @pytest.fixture()
-def lab(tmp_path, data_root):
-    """A running JupyterLab: yields (url, token, log path); always shut down afterwards."""
+def lab(request, tmp_path, data_root):
+    """A running JupyterLab on a copy of ``request.param`` = (notebook, parameters): yields
+    (notebook url, server url, token, log path); always shut down afterwards."""
     root = tmp_path / "root"
     root.mkdir()
-    name = _notebook_copy(root, data_root)
+    notebook, params = request.param
+    name = _notebook_copy(root, data_root, notebook, params)
     jpath = tmp_path / "jupyter-path"
     spec = jpath / "kernels" / "python3"  # this interpreter, whatever the user has installed
     spec.mkdir(parents=True)
@@ -177,8 +199,62 @@ def _wait_for_idle_kernel(api: str, token: str, timeout: float = 180) -> None:
     pytest.fail(f"the notebook's kernel was not idle after {timeout} s")
 
 
-def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
+@pytest.mark.parametrize("lab", [(NOTEBOOK, TINY_05)], indirect=True)
+def _open_and_run_all(browser, url: str, api: str, token: str):
+    """Open the notebook page, wait for its kernel, then Run > Run All Cells."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page = browser.new_page(viewport={"width": 1500, "height": 1100})
+    page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    # the notebook's kernel is up and idle (server side and page side)
+    _wait_for_idle_kernel(api, token)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    try:  # JupyterLab asks when the session was not attached yet: keep Python 3
+        dialog.wait_for(timeout=3_000)
+        dialog.locator("button.jp-mod-accept").click()
+    except PlaywrightTimeout:
+        pass  # no dialog: the cells are running
+    return page
+
+
+@pytest.mark.parametrize("lab", [(NOTEBOOKS / "01_quickstart.ipynb", SHIPPED_01)], indirect=True)
+def test_notebook_01_opens_the_shipped_checkpoint_in_jupyterlab(lab, tmp_path):
+    """What a new user does first: open 01, Run All, on the shipped ``mcl`` checkpoint."""
+    from playwright.sync_api import sync_playwright
+
+    chromium = _chromium()
+    url, api, token, log_path = lab
+    shot = tmp_path / "jupyterlab-01.png"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = _open_and_run_all(browser, url, api, token)
+            # the last cell draws the projection: plotly renders it once every cell ran
+            page.wait_for_selector(".js-plotly-plot", timeout=900_000)
+            text = page.locator(".jp-Notebook").inner_text()
+            assert "from " in text and "checkpoints/mcl.safetensors" in text  # the shipped one
+            assert "tinyimagenet-resize" in text  # the headline table printed
+            errors = page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+            )
+            assert errors.count() == 0, errors.all_inner_texts()
+            assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2
+            page.screenshot(path=str(shot), full_page=True)
+        except Exception:
+            if "page" in locals():
+                page.screenshot(path=str(shot), full_page=True)
+            print(f"screenshot: {shot}\nJupyterLab log:\n{log_path.read_text()[-3000:]}")
+            raise
+        finally:
+            browser.close()
+    assert shot.stat().st_size > 10_000
+
+
+def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium()
@@ -187,23 +263,7 @@ def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1100})
-            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-            # the notebook's kernel is up and idle (server side and page side), then
-            # Run > Run All Cells
-            _wait_for_idle_kernel(api, token)
-            page.wait_for_selector(
-                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000
-            )
-            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-            dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-            try:  # JupyterLab asks when the session was not attached yet: keep Python 3
-                dialog.wait_for(timeout=3_000)
-                dialog.locator("button.jp-mod-accept").click()
-            except PlaywrightTimeout:
-                pass  # no dialog: the cells are running
+            page = _open_and_run_all(browser, url, api, token)
             slider = page.wait_for_selector(".widget-slider", timeout=600_000)
             page.wait_for_selector(".js-plotly-plot", timeout=120_000)
             page.locator(".widget-html", has_text=FAST).first.wait_for(timeout=30_000)
