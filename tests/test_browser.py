@@ -199,7 +199,6 @@ def _wait_for_idle_kernel(api: str, token: str, timeout: float = 180) -> None:
     pytest.fail(f"the notebook's kernel was not idle after {timeout} s")
 
 
-@pytest.mark.parametrize("lab", [(NOTEBOOK, TINY_05)], indirect=True)
 def _open_and_run_all(browser, url: str, api: str, token: str):
     """Open the notebook page, wait for its kernel, then Run > Run All Cells."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -254,6 +253,7 @@ def test_notebook_01_opens_the_shipped_checkpoint_in_jupyterlab(lab, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.parametrize("lab", [(NOTEBOOK, TINY_05)], indirect=True)
 def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
     from playwright.sync_api import sync_playwright
 
