@@ -17,6 +17,7 @@ test fails in CI (``CI=true``) and is skipped with the reason elsewhere.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -199,94 +200,43 @@ def _wait_for_idle_kernel(api: str, token: str, timeout: float = 180) -> None:
     pytest.fail(f"the notebook's kernel was not idle after {timeout} s")
 
 
-def _open_and_run_all(browser, url: str, api: str, token: str):
-    """Open the notebook page, wait for its kernel, then Run > Run All Cells."""
+@contextlib.contextmanager
+def _notebook_running(lab, shot: Path):
+    """Chromium on the ``lab`` notebook after Run > Run All Cells: yields the page.
+
+    Saves a full-page screenshot to ``shot`` on the way out, and on a failure prints
+    where it is with the end of the JupyterLab log.
+    """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    page = browser.new_page(viewport={"width": 1500, "height": 1100})
-    page.goto(url, wait_until="domcontentloaded", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    # the notebook's kernel is up and idle (server side and page side)
-    _wait_for_idle_kernel(api, token)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    try:  # JupyterLab asks when the session was not attached yet: keep Python 3
-        dialog.wait_for(timeout=3_000)
-        dialog.locator("button.jp-mod-accept").click()
-    except PlaywrightTimeout:
-        pass  # no dialog: the cells are running
-    return page
-
-
-@pytest.mark.parametrize("lab", [(NOTEBOOKS / "01_quickstart.ipynb", SHIPPED_01)], indirect=True)
-def test_notebook_01_opens_the_shipped_checkpoint_in_jupyterlab(lab, tmp_path):
-    """What a new user does first: open 01, Run All, on the shipped ``mcl`` checkpoint."""
     from playwright.sync_api import sync_playwright
 
     chromium = _chromium()
     url, api, token, log_path = lab
-    shot = tmp_path / "jupyterlab-01.png"
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+        page = None
         try:
-            page = _open_and_run_all(browser, url, api, token)
-            # the last cell draws the projection: plotly renders it once every cell ran
-            page.wait_for_selector(".js-plotly-plot", timeout=900_000)
-            text = page.locator(".jp-Notebook").inner_text()
-            assert "from " in text and "checkpoints/mcl.safetensors" in text  # the shipped one
-            assert "tinyimagenet-resize" in text  # the headline table printed
-            errors = page.locator(
-                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+            page = browser.new_page(viewport={"width": 1500, "height": 1100})
+            page.goto(url, wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            # the notebook's kernel is up and idle (server side and page side)
+            _wait_for_idle_kernel(api, token)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000
             )
-            assert errors.count() == 0, errors.all_inner_texts()
-            assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+            dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+            try:  # JupyterLab asks when the session was not attached yet: keep Python 3
+                dialog.wait_for(timeout=3_000)
+                dialog.locator("button.jp-mod-accept").click()
+            except PlaywrightTimeout:
+                pass  # no dialog: the cells are running
+            yield page
+            page.wait_for_timeout(1000)  # let plotly finish its transitions before the shot
             page.screenshot(path=str(shot), full_page=True)
         except Exception:
-            if "page" in locals():
-                page.screenshot(path=str(shot), full_page=True)
-            print(f"screenshot: {shot}\nJupyterLab log:\n{log_path.read_text()[-3000:]}")
-            raise
-        finally:
-            browser.close()
-    assert shot.stat().st_size > 10_000
-
-
-@pytest.mark.parametrize("lab", [(NOTEBOOK, TINY_05)], indirect=True)
-def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    chromium = _chromium()
-    url, api, token, log_path = lab
-    shot = tmp_path / "jupyterlab-05.png"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
-        try:
-            page = _open_and_run_all(browser, url, api, token)
-            slider = page.wait_for_selector(".widget-slider", timeout=600_000)
-            page.wait_for_selector(".js-plotly-plot", timeout=120_000)
-            page.locator(".widget-html", has_text=FAST).first.wait_for(timeout=30_000)
-            assert page.locator(".widget-slider").count() >= 5  # tau, alpha, beta, lambda, epochs
-            assert page.locator(".js-plotly-plot").count() >= 3  # projection, scores, loss
-            assert slider.is_visible()
-            status = page.locator(".widget-html", has_text="redrawn in").first
-            before = status.inner_text()
-            # move the alpha slider one step with the keyboard: the panel retrains and redraws
-            handle = page.locator(".widget-slider", has_text="alpha").locator(".noUi-handle")
-            handle.focus()
-            handle.press("ArrowRight")
-            page.wait_for_function(
-                "b => ![...document.querySelectorAll('.widget-html')].some(e => e.innerText === b)",
-                arg=before,
-                timeout=120_000,
-            )
-            after = page.locator(".widget-html", has_text="redrawn in").first.inner_text()
-            assert after != before
-            page.wait_for_timeout(1000)  # let plotly finish its transition before the shot
-            page.screenshot(path=str(shot), full_page=True)
-        except Exception:
-            if "page" in locals():
+            if page is not None:
                 page.screenshot(path=str(shot), full_page=True)
             print(f"screenshot: {shot}\nJupyterLab log:\n{log_path.read_text()[-3000:]}")
             raise
@@ -294,3 +244,43 @@ def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
             browser.close()
     assert shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+@pytest.mark.parametrize("lab", [(NOTEBOOKS / "01_quickstart.ipynb", SHIPPED_01)], indirect=True)
+def test_notebook_01_opens_the_shipped_checkpoint_in_jupyterlab(lab, tmp_path):
+    """What a new user does first: open 01, Run All, on the shipped ``mcl`` checkpoint."""
+    with _notebook_running(lab, tmp_path / "jupyterlab-01.png") as page:
+        # the last cell draws the projection: plotly renders it once every cell ran
+        page.wait_for_selector(".js-plotly-plot", timeout=900_000)
+        text = page.locator(".jp-Notebook").inner_text()
+        assert "from " in text and "checkpoints/mcl.safetensors" in text  # the shipped one
+        assert "tinyimagenet-resize" in text  # the headline table printed
+        errors = page.locator(
+            ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.error']"
+        )
+        assert errors.count() == 0, errors.all_inner_texts()
+        assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2
+
+
+@pytest.mark.parametrize("lab", [(NOTEBOOK, TINY_05)], indirect=True)
+def test_notebook_05_renders_widgets_and_plotly_in_jupyterlab(lab, tmp_path):
+    with _notebook_running(lab, tmp_path / "jupyterlab-05.png") as page:
+        slider = page.wait_for_selector(".widget-slider", timeout=600_000)
+        page.wait_for_selector(".js-plotly-plot", timeout=120_000)
+        page.locator(".widget-html", has_text=FAST).first.wait_for(timeout=30_000)
+        assert page.locator(".widget-slider").count() >= 5  # tau, alpha, beta, lambda, epochs
+        assert page.locator(".js-plotly-plot").count() >= 3  # projection, scores, loss
+        assert slider.is_visible()
+        status = page.locator(".widget-html", has_text="redrawn in").first
+        before = status.inner_text()
+        # move the alpha slider one step with the keyboard: the panel retrains and redraws
+        handle = page.locator(".widget-slider", has_text="alpha").locator(".noUi-handle")
+        handle.focus()
+        handle.press("ArrowRight")
+        page.wait_for_function(
+            "b => ![...document.querySelectorAll('.widget-html')].some(e => e.innerText === b)",
+            arg=before,
+            timeout=120_000,
+        )
+        after = page.locator(".widget-html", has_text="redrawn in").first.inner_text()
+        assert after != before
