@@ -503,6 +503,64 @@ def score_embeddings(
 # ----------------------------------------------------------------------------- fast mode
 
 
+def _scored_result(
+    mode: str,
+    method: str,
+    model: nn.Module,
+    train: tuple[Tensor, Tensor],
+    test: tuple[Tensor, Tensor],
+    z_ood: dict[str, Tensor],
+    *,
+    ways: int,
+    aggregation: str,
+    variant: str,
+    covariance: str,
+    started: float,
+    seconds: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
+    history: list | None = None,
+    stopped_early: bool = False,
+) -> RetrainResult:
+    """Score projections with :func:`score_embeddings` and wrap them as a
+    :class:`RetrainResult`; ``seconds["score"]`` is the time since ``started``."""
+    (z_train, train_labels), (z_test, test_labels) = train, test
+    scored = score_embeddings(
+        z_train,
+        train_labels,
+        z_test,
+        test_labels,
+        z_ood,
+        ways=ways,
+        aggregation=aggregation,
+        variant=variant,
+        covariance=covariance,
+    )
+    return RetrainResult(
+        mode=mode,
+        method=method,
+        params=dict(params or {}),
+        history=list(history or []),
+        model=model,
+        z_train=z_train,
+        train_labels=train_labels,
+        z_test=z_test,
+        test_labels=test_labels,
+        z_ood=z_ood,
+        pred=scored["pred"],
+        score_in=scored["score_in"],
+        score_out=scored["score_out"],
+        accuracy=scored["accuracy"],
+        metrics=scored["metrics"],
+        ways=ways,
+        aggregation=aggregation if ways > 1 else "none",
+        variant=variant,
+        covariance=scored["covariance"],
+        seconds={**(seconds or {}), "score": time.perf_counter() - started},
+        stopped_early=stopped_early,
+        pred_out=scored["pred_out"],
+    )
+
+
 def loss_terms(
     method: str,
     z: Tensor,
@@ -693,17 +751,6 @@ def retrain_head(
         z_train = head(cache.train)  # (N, R, d)
         z_test = head(cache.test)  # (n, W, d)
         z_ood = {name: head(f) for name, f in cache.ood.items()}
-    scored = score_embeddings(
-        z_train,
-        cache.labels,
-        z_test,
-        cache.test_labels,
-        z_ood,
-        ways=ways,
-        aggregation=aggregation,
-        variant=variant,
-        covariance=covariance,
-    )
     params = {
         "tau": tau,
         "alpha": alpha,
@@ -716,29 +763,22 @@ def retrain_head(
         "views": v,
         "spa_mode": spa_mode,
     }
-    return RetrainResult(
-        mode="fast",
-        method=method,
+    return _scored_result(
+        "fast",
+        method,
+        head,
+        (z_train, cache.labels),
+        (z_test, cache.test_labels),
+        z_ood,
+        ways=ways,
+        aggregation=aggregation,
+        variant=variant,
+        covariance=covariance,
+        started=t1,
+        seconds={"train": t1 - t0},
         params=params,
         history=history,
-        model=head,
-        z_train=z_train,
-        train_labels=cache.labels,
-        z_test=z_test,
-        test_labels=cache.test_labels,
-        z_ood=z_ood,
-        pred=scored["pred"],
-        score_in=scored["score_in"],
-        score_out=scored["score_out"],
-        accuracy=scored["accuracy"],
-        metrics=scored["metrics"],
-        ways=ways,
-        aggregation=aggregation if ways > 1 else "none",
-        variant=variant,
-        covariance=scored["covariance"],
-        seconds={"train": t1 - t0, "score": time.perf_counter() - t1},
         stopped_early=stopped,
-        pred_out=scored["pred_out"],
     )
 
 
@@ -855,37 +895,16 @@ def score_model(
     test_labels = torch.as_tensor(test[1]).long()
     z_train, z_test = z(train[0], 4 if ways > 1 else 1), z(test[0], ways)
     z_ood = {name: z(x, ways) for name, x in ood.items()}
-    scored = score_embeddings(
-        z_train,
-        train_labels,
-        z_test,
-        test_labels,
+    return _scored_result(
+        "model",
+        method,
+        model,
+        (z_train, train_labels),
+        (z_test, test_labels),
         z_ood,
         ways=ways,
         aggregation=aggregation,
         variant=variant,
         covariance=covariance,
-    )
-    return RetrainResult(
-        mode="model",
-        method=method,
-        params={},
-        history=[],
-        model=model,
-        z_train=z_train,
-        train_labels=train_labels,
-        z_test=z_test,
-        test_labels=test_labels,
-        z_ood=z_ood,
-        pred=scored["pred"],
-        score_in=scored["score_in"],
-        score_out=scored["score_out"],
-        accuracy=scored["accuracy"],
-        metrics=scored["metrics"],
-        ways=ways,
-        aggregation=aggregation if ways > 1 else "none",
-        variant=variant,
-        covariance=scored["covariance"],
-        seconds={"score": time.perf_counter() - t0},
-        pred_out=scored["pred_out"],
+        started=t0,
     )

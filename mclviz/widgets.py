@@ -710,42 +710,23 @@ class RetrainPanel(_Displayable):
         )
         self.banner = w.HTML()
         self.method = w.Dropdown(options=methods, value=method, description="method")
-        self.tau = w.FloatSlider(
-            value=tau,
-            min=0.05,
-            max=1.0,
-            step=0.01,
-            description="tau",
-            readout_format=".2f",
-            **slider,
-        )
-        self.alpha = w.FloatSlider(
-            value=alpha,
-            min=0.01,
-            max=1 / tau,
-            step=0.01,
-            description="alpha",
-            readout_format=".2f",
-            **slider,
-        )
-        self.beta = w.FloatSlider(
-            value=beta,
-            min=0.01,
-            max=1 / tau,
-            step=0.01,
-            description="beta",
-            readout_format=".2f",
-            **slider,
-        )
-        self.lam = w.FloatSlider(
-            value=lam,
-            min=0.0,
-            max=3.0,
-            step=0.05,
-            description="lambda",
-            readout_format=".2f",
-            **slider,
-        )
+
+        def knob(name: str, value: float, low: float, high: float, step: float, label=None):
+            return w.FloatSlider(
+                value=value,
+                min=low,
+                max=high,
+                step=step,
+                description=label or name,
+                readout_format=".2f",
+                **slider,
+            )
+
+        self.tau = knob("tau", tau, 0.05, 1.0, 0.01)
+        # alpha and beta live in (0, 1/tau] (Eq. 3); _on_tau moves the bound with tau.
+        self.alpha = knob("alpha", alpha, 0.01, 1 / tau, 0.01)
+        self.beta = knob("beta", beta, 0.01, 1 / tau, 0.01)
+        self.lam = knob("lam", lam, 0.0, 3.0, 0.05, label="lambda")
         self.fast_epochs = w.IntSlider(
             value=fast_epochs, min=1, max=60, description="epochs", **slider
         )
