@@ -175,6 +175,12 @@ class Config:
         return self.method in ROTATION_METHODS
 
     @property
+    def views_per_image(self) -> int:
+        """Forward passes per training image per step: 1 for ``ce``, 4 rotations for
+        ``rot``, 4 rotations x 2 augmented views for ``mcl``, 2 views for the others."""
+        return {"ce": 1, "rot": 4, "mcl": 8}.get(self.method, 2)
+
+    @property
     def learning_rate(self) -> float:
         if self.lr is not None:
             return self.lr

@@ -473,6 +473,24 @@ def _unequal_training(models: dict[str, _Model], comparisons) -> str:
     return f"{what}: " + ", ".join(f"{n} {e} of {c} epochs" for n, (e, c) in done.items())
 
 
+def _unequal_views(models: dict[str, _Model], comparisons) -> str:
+    """A note when the compared models saw their images in different numbers of views.
+
+    Same epochs are not the same compute: ``mcl`` sees each image in 4 rotations x 2
+    views (Eq. 11), the paper's design, so it costs 4x the forward passes of ``supclr``
+    per epoch. The reader of a claim should know that.
+    """
+    names = dict.fromkeys(n for _, sa, _, sb in comparisons for n in (sa.model, sb.model))
+    views = {}
+    for n in names:
+        ck = models[n].checkpoint if n in models else None
+        if ck is not None:
+            views[n] = ck.config.views_per_image
+    if len(set(views.values())) <= 1:
+        return ""
+    return "views per training image differ: " + ", ".join(f"{n} {v}" for n, v in views.items())
+
+
 def _claims(
     models: dict[str, _Model], data, claim_ood: str, cache_dir: Path, *, n_boot: int, progress: bool
 ) -> pd.DataFrame:
@@ -519,9 +537,15 @@ def _claims(
             notes.append(
                 "not compared: " + "; ".join(f"{a} vs {b} ({why})" for a, b, why in skipped)
             )
-        unequal = _unequal_training(models, comparisons) if tested else ""
-        if unequal:
-            notes.append(unequal)
+        if tested:
+            notes += [
+                x
+                for x in (
+                    _unequal_training(models, comparisons),
+                    _unequal_views(models, comparisons),
+                )
+                if x
+            ]
         note = "; ".join(notes)
         for r in tested:
             r["claim_verdict"], r["note"] = overall, note

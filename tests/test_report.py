@@ -409,7 +409,7 @@ def test_data_caveats_come_from_the_readme(tmp_path):
 
 def test_claims_note_unequal_training():
     def model(epoch, epochs=15):
-        cfg = SimpleNamespace(epochs=epochs)
+        cfg = SimpleNamespace(epochs=epochs, views_per_image=2)
         return rp._Model("x", checkpoint=SimpleNamespace(epoch=epoch, config=cfg))
 
     comparisons = rp._CLAIMS["b"][2]  # mcl against supclr
@@ -424,3 +424,21 @@ def test_claims_note_unequal_training():
     assert rp._unequal_training(both, comparisons) == (
         "trained short of the schedule: mcl 6 of 15 epochs, supclr 6 of 15 epochs"
     )
+
+
+def test_claims_note_views_per_image():
+    def model(method):
+        cfg = Config.preset("tiny", method=method)
+        return rp._Model(method, checkpoint=SimpleNamespace(epoch=1, config=cfg))
+
+    comparisons = rp._CLAIMS["b"][2]  # mcl against supclr
+    assert rp._unequal_views({"mcl": model("mcl"), "supclr": model("supclr")}, comparisons) == (
+        "views per training image differ: mcl 8, supclr 2"
+    )
+    same = {"mcl": model("mcl-noaux"), "supclr": model("supclr")}
+    assert rp._unequal_views(same, comparisons) == ""
+    assert [Config.preset("tiny", method=m).views_per_image for m in ("ce", "rot", "simclr")] == [
+        1,
+        4,
+        2,
+    ]
