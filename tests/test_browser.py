@@ -134,6 +134,12 @@ def lab(request, tmp_path, data_root):
         "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
         "MCLVIZ_DATA": str(data_root),
     }
+    # no "receive official Jupyter news?" toast over the screenshots
+    notification = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
     port, token = _free_port(), secrets.token_hex(16)
     log_path = tmp_path / "jupyterlab.log"
     cmd = [
