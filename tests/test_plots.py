@@ -219,6 +219,7 @@ def test_project_umap_tiny(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:precomputed_knn.*is not an NNDescent object")
 @pytest.mark.parametrize("n", [40, 300])
 def test_umap_graph_from_sklearn_neighbours_equals_umaps_own(n):
     # project() hands umap scikit-learn's exact neighbours (below 4,096 points, where umap
