@@ -8,11 +8,11 @@ Presets:
         alpha 0.05, beta 2.5, lambda 1, SGD momentum 0.9, weight decay 1e-6,
         lr 0.3 x batch / 256, cosine annealing without warm-up). The paper does not state
         the number of epochs; 500 follows SimCLR's CIFAR-10 runs (our choice).
-    ``small``: a CPU run: quarter-width ResNet-18, batch 128 images, 15 epochs, bf16 on
-        CPUs that support it. About 15 minutes on 2 cores for the two-view methods
-        (``simclr``, ``supclr``, ``ccm``, ``mcl-noaux``) at ~1,700 views/s; the rotation
-        methods (``mcl``, ``rot``) see each image in 4 rotations, so their epochs cost
-        4x as much (about an hour for ``mcl``).
+    ``small``: a CPU run: quarter-width ResNet-18, batch 128 images, 15 epochs (5,850
+        steps on CIFAR-10), bf16 on CPUs that support it. Measured on 2 cores: about 27
+        to 29 minutes for the two-view methods (``simclr``, ``supclr``, ``ccm``,
+        ``mcl-noaux``; ~3.5 steps/s, ~900 views/s); ``mcl`` sees each image in 4
+        rotations x 2 views, so its steps cost 4x as much (~1.1 s, about 1 h 50 min).
     ``tiny``: seconds, for tests: width 0.125, 256 training images, 2 epochs.
 
 "batch_size" counts images; with the rotation auxiliary each image enters in its 4
