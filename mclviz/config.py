@@ -10,8 +10,8 @@ Presets:
         the number of epochs; 500 follows SimCLR's CIFAR-10 runs (our choice).
     ``small``: a CPU run: quarter-width ResNet-18, batch 128 images, 15 epochs (5,850
         steps on CIFAR-10), bf16 on CPUs that support it. Measured on 2 cores: about 27
-        to 29 minutes for the two-view methods (``simclr``, ``supclr``, ``ccm``,
-        ``mcl-noaux``; ~3.5 steps/s, ~900 views/s); ``mcl`` sees each image in 4
+        to 32 minutes for the two-view methods (``simclr``, ``supclr``, ``ccm``,
+        ``mcl-noaux``; 3.0 to 3.4 steps/s, ~800 views/s); ``mcl`` sees each image in 4
         rotations x 2 views, so its steps cost 4x as much (~1.1 s, about 1 h 50 min).
     ``tiny``: seconds, for tests: width 0.125, 256 training images, 2 epochs.
 
