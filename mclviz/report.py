@@ -453,6 +453,13 @@ def _missing_reason(models: dict[str, _Model], names: Sequence[str]) -> str:
     return "; ".join(reasons)
 
 
+def _compared(models: dict[str, _Model], comparisons) -> dict[str, Any]:
+    """The checkpoints of the models a claim compares, in order, those with one only."""
+    names = dict.fromkeys(n for _, sa, _, sb in comparisons for n in (sa.model, sb.model))
+    cks = {n: models[n].checkpoint if n in models else None for n in names}
+    return {n: ck for n, ck in cks.items() if ck is not None}
+
+
 def _unequal_training(models: dict[str, _Model], comparisons) -> str:
     """A note when the compared models trained for different numbers of epochs.
 
@@ -460,12 +467,7 @@ def _unequal_training(models: dict[str, _Model], comparisons) -> str:
     before their schedule ends; a claim comparing them then says so, since the model
     trained longer has an advantage the paper's comparison does not give it.
     """
-    names = dict.fromkeys(n for _, sa, _, sb in comparisons for n in (sa.model, sb.model))
-    done = {}
-    for n in names:
-        ck = models[n].checkpoint if n in models else None
-        if ck is not None:
-            done[n] = (ck.epoch, ck.config.epochs)
+    done = {n: (ck.epoch, ck.config.epochs) for n, ck in _compared(models, comparisons).items()}
     equal = len({e for e, _ in done.values()}) <= 1
     if equal and all(e >= c for e, c in done.values()):
         return ""
@@ -480,12 +482,7 @@ def _unequal_views(models: dict[str, _Model], comparisons) -> str:
     views (Eq. 11), the paper's design, so it costs 4x the forward passes of ``supclr``
     per epoch. The reader of a claim should know that.
     """
-    names = dict.fromkeys(n for _, sa, _, sb in comparisons for n in (sa.model, sb.model))
-    views = {}
-    for n in names:
-        ck = models[n].checkpoint if n in models else None
-        if ck is not None:
-            views[n] = ck.config.views_per_image
+    views = {n: ck.config.views_per_image for n, ck in _compared(models, comparisons).items()}
     if len(set(views.values())) <= 1:
         return ""
     return "views per training image differ: " + ", ".join(f"{n} {v}" for n, v in views.items())

@@ -711,13 +711,13 @@ class RetrainPanel(_Displayable):
         self.banner = w.HTML()
         self.method = w.Dropdown(options=methods, value=method, description="method")
 
-        def knob(name: str, value: float, low: float, high: float, step: float, label=None):
+        def knob(label: str, value: float, low: float, high: float, step: float):
             return w.FloatSlider(
                 value=value,
                 min=low,
                 max=high,
                 step=step,
-                description=label or name,
+                description=label,
                 readout_format=".2f",
                 **slider,
             )
@@ -726,7 +726,7 @@ class RetrainPanel(_Displayable):
         # alpha and beta live in (0, 1/tau] (Eq. 3); _on_tau moves the bound with tau.
         self.alpha = knob("alpha", alpha, 0.01, 1 / tau, 0.01)
         self.beta = knob("beta", beta, 0.01, 1 / tau, 0.01)
-        self.lam = knob("lam", lam, 0.0, 3.0, 0.05, label="lambda")
+        self.lam = knob("lambda", lam, 0.0, 3.0, 0.05)
         self.fast_epochs = w.IntSlider(
             value=fast_epochs, min=1, max=60, description="epochs", **slider
         )
