@@ -48,11 +48,18 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from .distributed import rank, shutdown
     from .train import train
 
     config = config_from_args(args)
     out = Path(args.out)
     result = train(config, out=out, resume=args.resume, progress=not args.quiet)
+    # under torchrun every rank leaves the group together; after a failure it does not
+    # wait at the barrier (torchrun stops the other ranks)
+    first = rank() == 0
+    shutdown()
+    if not first:
+        return 0  # one summary per run, from rank 0
     last = result.history[-1] if result.history else {}
     print(
         json.dumps(

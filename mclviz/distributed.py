@@ -18,7 +18,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["gather", "init_from_env", "is_distributed", "rank", "world_size"]
+__all__ = ["gather", "init_from_env", "is_distributed", "rank", "shutdown", "world_size"]
 
 
 def is_distributed() -> bool:
@@ -47,6 +47,18 @@ def init_from_env(device: torch.device) -> bool:
     if device.type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group cleanly: wait for every rank, then destroy the group.
+
+    The barrier keeps a fast rank from closing its connections while a slower one is
+    still inside a collective. Call it once training is over (``python -m mclviz train``
+    does); a no-op outside a process group.
+    """
+    if is_distributed():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 class _GatherWithGrad(torch.autograd.Function):

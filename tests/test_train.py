@@ -118,3 +118,22 @@ def test_cli_train_and_unknown_field(tmp_path, data_root, capsys):
     assert out["checkpoint"].endswith("checkpoint.safetensors")
     with pytest.raises(SystemExit):
         main(["train", "--preset", "tiny", "--alhpa", "0.1", "--out", str(tmp_path)])
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_views_per_image_counts_the_steps_forward_passes(cifar_small, method):
+    """``Config.views_per_image`` (used by the report's claim notes) is what a step does."""
+    from mclviz.checkpoint import build_model_from_config
+    from mclviz.device import resolve_precision
+    from mclviz.train import _Stepper
+
+    x, y = cifar_small[0][:8], cifar_small[1][:8] % 4
+    cfg = _cfg(method, extra={"num_classes": 4})
+    model = build_model_from_config(cfg)
+    rows: list[int] = []
+    model.register_forward_pre_hook(lambda mod, args: rows.append(len(args[0])))
+    center = torch.ones(model.feat_dim) if method == "msc" else None
+    step = _Stepper(cfg, model, resolve_precision("fp32", torch.device("cpu")), center)
+    gens = torch.Generator().manual_seed(0), torch.Generator().manual_seed(1)
+    assert torch.isfinite(step(x, y, *gens)["loss"])
+    assert sum(rows) == cfg.views_per_image * len(x)
