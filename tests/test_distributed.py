@@ -4,7 +4,7 @@ Workers end with :func:`_leave`: a clean ``shutdown`` (barrier, destroy), then
 ``os._exit(0)`` once their results are on disk. Without the last step, torch 2.14's gloo
 aborted a spawned worker *after* its work, during interpreter finalization ("terminate
 called without an active exception", SIGABRT; main thread with no Python frame), about
-once in 50 spawns here; skipping finalization removes that exit-time crash and nothing
+once in 50 to 250 spawns here; skipping finalization removes that exit-time crash and nothing
 else: every rank must still write its results, and the parent compares them.
 """
 
