@@ -456,8 +456,9 @@ def _missing_reason(models: dict[str, _Model], names: Sequence[str]) -> str:
 def _compared(models: dict[str, _Model], comparisons) -> dict[str, Any]:
     """The checkpoints of the models a claim compares, in order, those with one only."""
     names = dict.fromkeys(n for _, sa, _, sb in comparisons for n in (sa.model, sb.model))
-    cks = {n: models[n].checkpoint if n in models else None for n in names}
-    return {n: ck for n, ck in cks.items() if ck is not None}
+    return {
+        n: models[n].checkpoint for n in names if n in models and models[n].checkpoint is not None
+    }
 
 
 def _unequal_training(models: dict[str, _Model], comparisons) -> str:
