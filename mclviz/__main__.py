@@ -2,7 +2,7 @@
 
 A thin layer over the functions the notebooks call:
 
-* ``train``: ``mclviz.train.train`` with a preset and any config field overridden, e.g.
+* ``train``: ``mclviz.training.train`` with a preset and any config field overridden, e.g.
   ``python -m mclviz train --method mcl --preset small --data cifar10 --out runs/x``;
   every field of :class:`mclviz.config.Config` is an option (``--batch-size 64``,
   ``--alpha 0.1``, ``--known-classes 0,1,2,3,4,5``).
@@ -48,8 +48,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .distributed import rank, shutdown
-    from .train import train
+    from .training import train
+    from .training.distributed import rank, shutdown
 
     config = config_from_args(args)
     out = Path(args.out)
@@ -76,7 +76,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, format_table
+    from .evaluation import evaluate, format_table
 
     table = evaluate(
         args.checkpoint,
@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--methods", nargs="+", default=None, help="methods to compare (default: all)")
     p.add_argument("--no-open-set", action="store_true", help="skip the open-set evaluation")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per claim")
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     p.add_argument("--no-figures", action="store_true")

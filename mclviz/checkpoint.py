@@ -23,11 +23,9 @@ tensors and plain containers and refuses any other object; a refused file raises
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +35,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from ._io import atomic_write, atomic_write_text, sha256
 from .config import Config
 from .models import ARCHS, MCLModel, build_model
 
@@ -74,32 +73,33 @@ class Checkpoint:
     scheduler_state: dict[str, Any] | None = None
     path: Path | None = None
     sha256: str | None = None
+    live_state: dict[str, torch.Tensor] | None = (
+        None  # training weights, when ``model`` is their average
+    )
 
 
 def build_model_from_config(config: Config) -> MCLModel:
     """The model a run with ``config`` trains (heads included), freshly initialised."""
+    entry = config.method_entry
     num_classes = 0
-    if config.method in ("ce", "rot"):
-        num_classes = len(config.known_classes) if config.known_classes else 10
-        num_classes = int(config.extra.get("num_classes", num_classes))
+    if entry.needs_classifier(config):
+        if config.num_classes is None:
+            raise ValueError(
+                f"method={config.method!r} builds a classifier, but config.num_classes is None; "
+                "set num_classes (mclviz.training.train sets it from the training labels)"
+            )
+        num_classes = config.num_classes
     return build_model(
         config.arch,
         width=config.width,
         proj_dim=config.proj_dim,
         num_classes=num_classes,
-        rot_classes=4 if config.method == "rot" else 0,
+        rot_classes=4 if entry.rot_head else 0,
         head_hidden=config.head_hidden,
         normalize_input=config.normalize_input,
+        head_norm=config.head_norm,
+        bn_momentum=config.bn_momentum,
     )
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file (used by the ``checkpoints/`` manifest)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- saving
@@ -129,6 +129,7 @@ def save(
     scheduler_state: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
     half: bool = False,
+    live: torch.nn.Module | None = None,
 ) -> Path:
     """Write a checkpoint atomically and return its path.
 
@@ -143,6 +144,8 @@ def save(
         metrics: JSON-able metrics so far (loss history, accuracy, AUROC...).
         half: store floating-point weights as float16 (halves the size of shipped
             checkpoints; ``load`` casts back to float32).
+        live: when ``model`` is a weight average, the model being trained (saved as
+            ``live/<name>`` so that a run resumes exactly; ``load`` returns ``model``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +155,9 @@ def save(
         if half and value.is_floating_point():
             value = value.half()
         tensors[f"model/{name}"] = value
+    if live is not None:
+        for name, value in live.state_dict().items():
+            tensors[f"live/{name}"] = value.detach().cpu().contiguous()
     meta = {
         "format": FORMAT,
         "config": config.to_json(),
@@ -164,20 +170,7 @@ def save(
         opt_tensors, opt_meta = _optimizer_payload(optimizer)
         tensors.update(opt_tensors)
         meta["optimizer"] = json.dumps(opt_meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=meta))
 
 
 # ---------------------------------------------------------------------------- loading
@@ -255,6 +248,7 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Chec
         if k.startswith("model/")
     }
     model.load_state_dict(state)
+    live_state = {k[len("live/") :]: v for k, v in tensors.items() if k.startswith("live/")}
     optimizer_state = None
     if "optimizer" in meta:
         opt_meta = json.loads(meta["optimizer"])
@@ -276,6 +270,7 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> Chec
         scheduler_state=json.loads(meta.get("scheduler", "{}")),
         path=path,
         sha256=sha256(path),
+        live_state=live_state or None,
     )
 
 
@@ -396,7 +391,7 @@ def update_manifest(
     }
     manifest = read_manifest(folder)
     manifest[name] = entry
-    tmp = folder / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, folder / "manifest.json")
+    atomic_write_text(
+        folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    )
     return entry

@@ -35,28 +35,17 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["METHODS", "PRESETS", "Config"]
+from . import methods
 
-# method -> (loss family, uses rotation auxiliary labels)
-METHODS: dict[str, str] = {
-    "mcl": "CCM + SPA with the 4-way rotation auxiliary (Eq. 10-11), the paper's full model",
-    "mcl-noaux": "CCM + SPA without the auxiliary task (Eq. 10)",
-    "ccm": "CCM only, no SPA, no auxiliary (Eq. 6)",
-    "supclr": "supervised contrastive, Khosla et al. 2020 (L_out)",
-    "simclr": "NT-Xent, Chen et al. 2020 (Eq. 2)",
-    "ce": "cross-entropy classifier (the Baseline row)",
-    "rot": "cross-entropy + auxiliary rotation head (Hendrycks et al. 2019)",
-    "msc": "mean-shifted contrastive fine-tuning, one class (Reiss & Hoshen 2021)",
-}
-ROTATION_METHODS = ("mcl", "rot")
+__all__ = ["PRESETS", "Config"]
 
 
 @dataclass
 class Config:
     """Every knob of a run. Field comments give units and the paper's value."""
 
-    method: str = "mcl"  # one of METHODS
-    arch: str = "resnet34"  # CIFAR resnet18 | resnet34 (paper: resnet34), or tv-resnet* (ImageNet)
+    method: str = "mcl"  # a name of the method registry (mclviz.methods.names())
+    arch: str = "resnet34"  # CIFAR resnet18 | resnet34 (paper) | fastnet, or tv-resnet*
     width: float = 1.0  # channel multiplier of the backbone (paper: 1.0)
     proj_dim: int = 128  # projection head output dimension (paper: 128)
     head_hidden: int | None = None  # projection head hidden width; None = feature width
@@ -66,12 +55,23 @@ class Config:
     train_subset: int | None = None  # train on this many images (explicit subset); None = all
     known_classes: list[int] | None = None  # open-set: train on these classes only; None = all
     normal_class: int | None = None  # one-class (msc): the normal class
+    num_classes: int | None = None  # classifier outputs; None = from the training labels
     epochs: int = 500  # training epochs (the paper does not state it; SimCLR's 500)
     batch_size: int = 1024  # images per step, before rotations and views (paper: 1024)
     lr: float | None = None  # SGD learning rate; None -> 0.3 * batch_size / 256 (paper)
     momentum: float = 0.9  # SGD momentum (paper: 0.9)
     weight_decay: float = 1e-6  # SGD weight decay (paper: 1e-6)
-    warmup_epochs: float = 0.0  # linear warm-up before the cosine schedule (paper: none)
+    warmup_epochs: float = 0.0  # linear warm-up before the decay (paper: none)
+    lr_schedule: str = "cosine"  # decay after warm-up: "cosine" (paper) | "linear" (to 0)
+    nesterov: bool = False  # Nesterov momentum (paper: plain momentum)
+    ema_decay: float = 0.0  # per-step EMA of the weights, evaluated and shipped; 0 = off
+    label_smoothing: float = 0.0  # cross-entropy label smoothing (ce, rot, aux_ce)
+    bn_momentum: float | None = None  # backbone batch-norm momentum; None = the arch's own
+    head_norm: bool = False  # batch norm in the projection head (Linear-BN-ReLU-Linear)
+    rotations_per_image: int = 4  # mcl / rot: 4 = every rotation (paper), 1 = one at random
+    aux_ce: float = 0.0  # weight of an auxiliary cross-entropy head on f(x) (0 = the paper)
+    ce_augment: str = "crop"  # ce / rot views: "crop" (scale 0.5-1, flip) | "translate"
+    holdout: int = 0  # keep this many training images out (stratified) as a validation set
     tau: float = 0.2  # temperature (paper: 0.2)
     alpha: float = 0.05  # CCM mask for same label (and same aux label) (paper: 0.05)
     beta: float = 2.5  # CCM mask for same label, different aux label (paper: 2.5)
@@ -107,7 +107,15 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> Config:
-        """Build from a mapping; a key that is not a field raises ``ValueError`` naming it."""
+        """Build from a mapping; a key that is not a field raises ``ValueError`` naming it.
+
+        Configs saved before ``num_classes`` was a field kept it in ``extra``; it is moved.
+        """
+        values = dict(values)
+        extra = dict(values.get("extra") or {})
+        if "num_classes" in extra and values.get("num_classes") is None:
+            values["num_classes"] = int(extra.pop("num_classes"))
+            values["extra"] = extra
         names = [f.name for f in dataclasses.fields(cls)]
         for key in values:
             if key not in names:
@@ -170,32 +178,35 @@ class Config:
 
     # ---------------------------------------------------------------- derived
     @property
+    def method_entry(self) -> methods.Method:
+        """The method's registry entry (``mclviz.methods``)."""
+        return methods.get(self.method)
+
+    @property
     def uses_rotation(self) -> bool:
-        """True when each image enters in its 4 rotations with auxiliary labels (Eq. 11)."""
-        return self.method in ROTATION_METHODS
+        """True when the method trains with (class, rotation) labels (Eq. 11): SEI applies."""
+        return self.method_entry.rotation_labels
 
     @property
     def views_per_image(self) -> int:
         """Forward passes per training image per step: 1 for ``ce``, 4 rotations for
-        ``rot``, 4 rotations x 2 augmented views for ``mcl``, 2 views for the others."""
-        return {"ce": 1, "rot": 4, "mcl": 8}.get(self.method, 2)
+        ``rot``, 4 rotations x 2 augmented views for ``mcl``, 2 views for the others
+        (``rotations_per_image=1``: ``rot`` 2, upright + one rotation; ``mcl`` 2)."""
+        return int(self.method_entry.views_per_image(self))
 
     @property
     def learning_rate(self) -> float:
-        if self.lr is not None:
-            return self.lr
-        if self.method == "msc":
-            return self.msc_lr
-        return 0.3 * self.batch_size / 256
+        """``lr``, or the method's default (the paper's ``0.3 x batch_size / 256``)."""
+        return self.method_entry.learning_rate(self)
 
     # ------------------------------------------------------------- validation
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field and the fix."""
-        if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r} is not known; choose one of {list(METHODS)}")
+        entry = methods.get(self.method)  # raises, naming the registered methods
         archs = (
             "resnet18",
             "resnet34",
+            "fastnet",
             "tv-resnet18",
             "tv-resnet34",
             "tv-resnet50",
@@ -203,8 +214,9 @@ class Config:
         )
         if self.arch not in archs:
             raise ValueError(
-                f"arch={self.arch!r} is not known; choose one of {archs} (tv-* are torchvision's "
-                "ImageNet ResNets, for mean-shifted fine-tuning)"
+                f"arch={self.arch!r} is not known; choose one of {archs} (fastnet is the fast "
+                "CPU backbone; tv-* are torchvision's ImageNet ResNets, for mean-shifted "
+                "fine-tuning)"
             )
         for name in ("epochs", "batch_size", "proj_dim"):
             if int(getattr(self, name)) < 1:
@@ -213,7 +225,7 @@ class Config:
             raise ValueError(f"width={self.width!r} must be > 0")
         if not self.tau > 0:
             raise ValueError(f"tau={self.tau!r} must be > 0 (the paper uses 0.2)")
-        for name in ("alpha", "beta") if self.method in ("mcl", "mcl-noaux", "ccm") else ():
+        for name in [h for h in ("alpha", "beta") if h in entry.hyperparameters]:
             value = getattr(self, name)
             if not 0 < value <= 1 / self.tau:
                 raise ValueError(
@@ -230,10 +242,52 @@ class Config:
             raise ValueError(
                 f"precision={self.precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'"
             )
-        if self.method == "msc" and self.normal_class is None:
-            raise ValueError("method='msc' is one-class: set normal_class (e.g. normal_class=3)")
+        if entry.check is not None:
+            entry.check(self)
+        if self.num_classes is not None and self.num_classes < 1:
+            raise ValueError(
+                f"num_classes={self.num_classes!r} must be >= 1, or None (from labels)"
+            )
         if self.lr is not None and not self.lr > 0:
             raise ValueError(f"lr={self.lr!r} must be > 0, or None for 0.3 * batch_size / 256")
+        if self.lr_schedule not in ("cosine", "linear"):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r}: choose 'cosine' or 'linear'")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(
+                f"ema_decay={self.ema_decay!r} must lie in [0, 1): 0 turns the weight average "
+                "off, 0.99-0.999 average over the last ~100-1,000 steps"
+            )
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"label_smoothing={self.label_smoothing!r} must lie in [0, 1) (fast recipes: 0.2)"
+            )
+        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
+            raise ValueError(
+                f"bn_momentum={self.bn_momentum!r} must lie in (0, 1], or None for the "
+                "architecture's default"
+            )
+        if self.rotations_per_image not in (1, 4):
+            raise ValueError(
+                f"rotations_per_image={self.rotations_per_image!r}: choose 4 (every rotation, "
+                "the paper) or 1 (one random rotation per image per step)"
+            )
+        if self.rotations_per_image != 4 and not entry.rotation_labels:
+            with_rot = [m for m in methods.names() if methods.get(m).rotation_labels]
+            raise ValueError(
+                f"rotations_per_image={self.rotations_per_image} applies to the methods with "
+                f"rotation labels {with_rot}, not method={self.method!r}; leave it at 4"
+            )
+        if self.aux_ce < 0:
+            raise ValueError(f"aux_ce={self.aux_ce!r} must be >= 0 (0 = the paper's loss)")
+        if self.aux_ce and not entry.contrastive:
+            raise ValueError(
+                f"aux_ce={self.aux_ce!r} is for the contrastive methods; method="
+                f"{self.method!r} has no contrastive loss to add it to: set aux_ce=0"
+            )
+        if self.ce_augment not in ("crop", "translate"):
+            raise ValueError(f"ce_augment={self.ce_augment!r}: choose 'crop' or 'translate'")
+        if self.holdout < 0:
+            raise ValueError(f"holdout={self.holdout!r} must be >= 0 (0 = train on every image)")
         if self.train_subset is not None and self.train_subset < 1:
             raise ValueError(f"train_subset={self.train_subset!r} must be >= 1 or None (all)")
 
@@ -246,6 +300,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "epochs": 15,
         "batch_size": 128,
         "save_every": 100,
+    },
+    "fast": {
+        "arch": "fastnet",
+        "width": 1.0,
+        "head_norm": True,
+        "epochs": 10,
+        "batch_size": 512,
+        "lr": 0.4,
+        "momentum": 0.9,
+        "nesterov": True,
+        "weight_decay": 5e-4,
+        "warmup_epochs": 1.0,
+        "lr_schedule": "linear",
+        "ema_decay": 0.99,
+        "label_smoothing": 0.2,
+        "ce_augment": "translate",
+        "crop_scale_min": 0.2,
+        "save_every": 50,
     },
     "tiny": {
         "arch": "resnet18",

@@ -33,7 +33,6 @@ import io
 import json
 import operator
 import os
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Sequence
@@ -45,6 +44,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._io import atomic_write
+
 __all__ = [
     "DATASETS",
     "class_names",
@@ -52,6 +53,7 @@ __all__ = [
     "load_images",
     "one_class",
     "open_set_split",
+    "validation_split",
 ]
 
 DATASETS: tuple[str, ...] = (
@@ -232,6 +234,41 @@ def open_set_split(
     known_mask = hit.any(dim=1)
     relabel = torch.where(known_mask, hit.to(torch.int8).argmax(dim=1), -1).to(torch.int64)
     return known_mask, relabel
+
+
+def validation_split(labels: Tensor, n: int, seed: int = 0) -> Tensor:
+    """A seeded, class-stratified validation mask of ``n`` training images.
+
+    Every class gives ``n * (its share of the images)`` images (rounded, the remainder to
+    the largest classes), drawn without replacement with a generator seeded by ``seed``;
+    the rest stays for training. Tune on these images, never on the test or OOD sets.
+
+    Args:
+        labels: int (N,) class labels.
+        n: size of the validation set, 0 <= n < N.
+        seed: the draw's seed.
+
+    Returns:
+        bool (N,), True for the validation images.
+
+    >>> int(validation_split(torch.arange(10).repeat(10), 20).sum())
+    20
+    """
+    labels = _check_labels(labels)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n < len(labels):
+        raise ValueError(
+            f"n={n!r} must be an int in [0, {len(labels)}) (the number of validation images)"
+        )
+    classes, counts = torch.unique(labels, return_counts=True)
+    quota = (counts.double() * n / len(labels)).floor().long()
+    order = torch.argsort(counts, descending=True, stable=True)
+    quota[order[: n - int(quota.sum())]] += 1  # the remainder to the largest classes
+    gen = torch.Generator().manual_seed(int(seed))
+    mask = torch.zeros(len(labels), dtype=torch.bool)
+    for c, q in zip(classes.tolist(), quota.tolist(), strict=True):  # over classes, not images
+        idx = torch.nonzero(labels.cpu() == c).squeeze(1)
+        mask[idx[torch.randperm(len(idx), generator=gen)[:q]]] = True
+    return mask.to(labels.device)
 
 
 def one_class(labels: Tensor, normal: int | Sequence[int]) -> Tensor:
@@ -631,6 +668,11 @@ def _load_folder_source(
     return torch.from_numpy(images), torch.from_numpy(labels)
 
 
+def _save_npy(path: str, arr: np.ndarray) -> None:
+    with open(path, "wb") as fh:  # a file object: np.save would append ".npy" to a name
+        np.save(fh, arr, allow_pickle=False)
+
+
 def _write_cache(
     paths: tuple[Path, Path], arrays: tuple[np.ndarray, np.ndarray], prefix: str
 ) -> None:
@@ -639,14 +681,7 @@ def _write_cache(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         for path, arr in zip(paths, arrays, strict=True):
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npy")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    np.save(f, arr, allow_pickle=False)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write(path, lambda tmp, arr=arr: _save_npy(tmp, arr))
         for old in folder.iterdir():  # entries of the same source and split with an older key
             if old.name.startswith(prefix) and old.suffix == ".npy" and old not in paths:
                 old.unlink(missing_ok=True)

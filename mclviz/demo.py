@@ -40,8 +40,8 @@ def demo(
     out: str | Path = "runs/demo", data_root: str | None = None, progress: bool = True
 ) -> Path:
     """Train ``tiny`` MCL for a few seconds, evaluate it with SEI, write the table to ``out``."""
-    from .evaluate import evaluate, format_table
-    from .train import train
+    from .evaluation import evaluate, format_table
+    from .training import train
 
     out = Path(out)
     dataset, ood = best_dataset(data_root)

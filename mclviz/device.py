@@ -4,10 +4,14 @@ Nothing else in mclviz calls ``.cuda()``: training, embedding and the widgets as
 ``resolve_device`` and ``Precision`` here.
 
 Precision ``"auto"``: bf16 autocast with channels-last on CUDA devices that support bf16
-and on CPUs whose PyTorch build has fast bf16 kernels (measured on the project's 2-core
-machines: 2.5x the fp32 training throughput of a quarter-width ResNet-18); fp32
-otherwise. Losses are always computed in float32 (``mclviz.losses`` casts), so autocast
-only changes the backbone's arithmetic.
+(fp16 with a gradient scaler on older GPUs) and on CPUs whose PyTorch build has fast bf16
+kernels (measured on the project's 2-core machines: 2.5x the fp32 training throughput of
+a quarter-width ResNet-18); fp32 otherwise. An explicit ``"bf16"`` is bf16 on every device
+(never silently fp16). Losses are always computed in float32 (``mclviz.losses`` casts), so
+autocast only changes the backbone's arithmetic.
+
+Training, embedding and evaluation all take the :class:`Precision` this module resolves;
+none of them picks a dtype of its own.
 """
 
 from __future__ import annotations

@@ -16,31 +16,23 @@ is given.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ._io import atomic_write
+from .device import Precision, resolve_precision
+from .transforms import sei_view
+
 __all__ = ["OUTPUTS", "embed", "embed_features", "view_indices"]
 
 OUTPUTS = ("z", "features", "logits")
-_CACHE_VERSION = "1"
-
-
-def _sei_view(x: torch.Tensor, m: int) -> torch.Tensor:
-    """SEI view m of a batch (..., H, W): flip horizontally if m >= 4, then rot90 by m % 4.
-
-    Same meaning as ``mclviz.transforms.sei_view`` (kept private here to avoid the import).
-    """
-    if m >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, k=m % 4, dims=(-2, -1))
+_CACHE_VERSION = "2"
 
 
 def view_indices(views: int | Sequence[int]) -> list[int]:
@@ -92,31 +84,16 @@ def _fingerprint(images: torch.Tensor) -> str:
 
 
 def _cache_path(
-    cache_dir, cache_key: str, views: list[int], output: str, amp: bool, images
+    cache_dir, cache_key: str, views: list[int], output: str, precision: str, images
 ) -> Path:
     full = (
-        f"v{_CACHE_VERSION}|{cache_key}|views={views}|output={output}|amp={amp}|"
+        f"v{_CACHE_VERSION}|{cache_key}|views={views}|output={output}|precision={precision}|"
         f"{_fingerprint(images)}"
     )
     digest = hashlib.sha256(full.encode()).hexdigest()[:16]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", cache_key)[:80]
     vtag = "".join(str(m) for m in views)
     return Path(cache_dir) / f"{safe}-{output}-v{vtag}-{digest}.safetensors"
-
-
-def _save_atomic(path: Path, tensor: torch.Tensor, metadata: dict[str, str]) -> None:
-    from safetensors.torch import save_file
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file({"embeddings": tensor.contiguous()}, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _load(path: Path, n: int, w: int) -> torch.Tensor | None:
@@ -140,7 +117,7 @@ def embed(
     views: int | Sequence[int] = 1,
     batch_size: int = 512,
     device: torch.device | str | None = None,
-    amp: bool | None = None,
+    precision: str | Precision = "fp32",
     cache_dir: str | os.PathLike | None = None,
     cache_key: str | None = None,
     progress: bool = True,
@@ -160,12 +137,14 @@ def embed(
         batch_size: images per forward pass.
         device: where the model runs; default (and it must be) the model's device: embed
             never moves the caller's model.
-        amp: autocast (fp16 on CUDA, bf16 on CPU), with channels-last inputs; default on
-            for CUDA, off for the CPU (``mclviz.evaluate`` turns it on where it pays).
+        precision: ``"fp32"`` (exact, the default), ``"bf16"``, ``"fp16"`` (CUDA), ``"auto"``
+            (:func:`mclviz.device.resolve_precision` for the model's device), or a resolved
+            :class:`~mclviz.device.Precision`. Half precisions run under autocast with
+            channels-last inputs; the caller's model is never converted.
         cache_dir: folder for a safetensors cache; nothing is written without it.
         cache_key: required with ``cache_dir``: names the model and data, e.g.
             ``f"{checkpoint_sha}-cifar10-test"``. The file name also hashes the views,
-            the output, ``amp`` and the image contents, so only a changed model needs a
+            the output, the precision and the image contents, so only a changed model needs a
             new key.
         progress: show a tqdm progress bar.
         output: "z" (``model(x)``, the projection of Eq. 12), "features"
@@ -203,9 +182,7 @@ def embed(
                 f"(model.to({str(device)!r})) or leave device=None"
             )
         dev = wanted
-    if amp is None:
-        amp = dev.type == "cuda"
-    amp_dtype = torch.float16 if dev.type == "cuda" else torch.bfloat16
+    prec = precision if isinstance(precision, Precision) else resolve_precision(precision, dev)
     n, w = images.shape[0], len(vs)
 
     path = None
@@ -215,7 +192,7 @@ def embed(
                 "cache_dir is given but cache_key is not; pass a key naming the model and the "
                 "data, e.g. cache_key=f'{checkpoint_sha}-cifar10-test'"
             )
-        path = _cache_path(cache_dir, str(cache_key), vs, output, bool(amp), images)
+        path = _cache_path(cache_dir, str(cache_key), vs, output, prec.name, images)
         cached = _load(path, n, w)
         if cached is not None:
             return cached
@@ -233,11 +210,9 @@ def embed(
             for i in range(0, n, batch_size):
                 batch = images[i : i + batch_size].to(dev, non_blocking=True)  # (b, 3, H, W)
                 for j, m in enumerate(vs):
-                    x = _sei_view(batch, m)
-                    x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-                    if amp:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    with torch.autocast(dev.type, dtype=amp_dtype, enabled=bool(amp)):
+                    x = sei_view(batch, m)
+                    x = prec.prepare(x.float().div_(255) if x.dtype == torch.uint8 else x.float())
+                    with prec.autocast():
                         y = forward(x)
                     if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:
                         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
@@ -254,11 +229,10 @@ def embed(
         for mod, mode in modes.items():
             mod.training = mode
     if path is not None:
-        _save_atomic(
-            path,
-            out,
-            {"cache_key": str(cache_key), "views": ",".join(map(str, vs)), "output": output},
-        )
+        from safetensors.torch import save_file
+
+        meta = {"cache_key": str(cache_key), "views": ",".join(map(str, vs)), "output": output}
+        atomic_write(path, lambda tmp: save_file({"embeddings": out.contiguous()}, tmp, meta))
     return out
 
 

@@ -28,7 +28,6 @@ import functools
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -42,6 +41,8 @@ from plotly.basedatatypes import BaseFigure
 from plotly.subplots import make_subplots
 
 from mclviz.paper_numbers import comparison_table
+
+from ._io import atomic_write
 
 __all__ = [
     "COLUMN_WIDTH",
@@ -361,16 +362,8 @@ def project(
             ).fit_transform(a)
     y = np.ascontiguousarray(y, dtype=np.float32)
 
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, y, allow_pickle=False)
-            os.replace(tmp, path)  # atomic: a parallel reader never sees half a file
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+    if path is not None:  # atomic: a parallel reader never sees half a file
+        atomic_write(path, lambda tmp: np.save(tmp, y, allow_pickle=False))
     return y
 
 
@@ -962,6 +955,28 @@ def sei_figure(df: pd.DataFrame, ood: str | None = None) -> go.Figure:
 # ----------------------------------------------------------------------------- export
 
 _SUFFIXES = (".pdf", ".svg", ".png")
+
+
+def export_many(items, *, scale: float = 2) -> list[Path]:
+    """Export several ``(figure, path)`` pairs; the plotly ones through one kaleido session
+    (``plotly.io.write_images``, about 3x faster than one browser start per figure)."""
+    items = [(fig, Path(path)) for fig, path in items]
+    plotly_items = [(f, p) for f, p in items if isinstance(f, BaseFigure)]
+    if len(plotly_items) > 1:
+        import plotly.io as pio
+
+        for _, p in plotly_items:
+            if p.suffix.lower() not in _SUFFIXES:
+                raise ValueError(f"cannot export to {p.name!r}: use one of {list(_SUFFIXES)}")
+            p.parent.mkdir(parents=True, exist_ok=True)
+        pio.write_images(
+            [f for f, _ in plotly_items],
+            [p for _, p in plotly_items],
+            format=[p.suffix.lower()[1:] for _, p in plotly_items],
+            scale=scale,
+        )
+    done = {id(f) for f, _ in plotly_items} if len(plotly_items) > 1 else set()
+    return [p if id(f) in done else export(f, p, scale=scale) for f, p in items]
 
 
 def export(

@@ -30,9 +30,9 @@ comparisons (a, b) is supported when all are, not supported when one is, else
 inconclusive.
 
 Evaluation work is shared: the images are loaded once (``load_eval_data``) and passed to
-``evaluate`` for every model; embeddings are cached in ``cache_dir`` (a temporary folder
-by default) under ``evaluate``'s own cache keys, so the figures read the embeddings
-``evaluate`` computed instead of running the models again.
+``evaluate`` for every model; the figures and the claims read the embeddings and scores
+``evaluate`` returns (:class:`mclviz.evaluation.Scores`), so nothing is embedded twice
+(``cache_dir`` also keeps the embeddings on disk between runs).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import __version__
+from ._version import __version__
 from .config import PRESETS, Config
 
 __all__ = ["CLAIM_IDS", "DEFAULT_METHODS", "DEFAULT_OOD", "KNOWN_CLASSES", "OPEN_SET", "reproduce"]
@@ -98,7 +98,7 @@ class Setting(NamedTuple):
     """One scored configuration of one model: the keys of an ``evaluate`` row."""
 
     model: str
-    detector: str = "mahalanobis"
+    detector: str = "gaussians"
     ways: int = 1
     aggregation: str = "none"
     variant: str = "paper"
@@ -124,7 +124,7 @@ def _no_sei(model: str) -> Setting:
 
 
 def _sei(model: str, ways: int = 8, agg: str = "w-avg") -> Setting:
-    return Setting(model, "mahalanobis", ways, agg)
+    return Setting(model, "gaussians", ways, agg)
 
 
 _MSP = {m: Setting(m, "msp") for m in ("ce", "rot")}
@@ -243,9 +243,8 @@ class _Model:
     train_seconds: float | None = None
     sei: tuple[int, ...] = (1,)
     table: pd.DataFrame | None = None
-    scores: dict[str, Any] | None = None
+    scores: Any = None  # mclviz.evaluation.Scores
     eval_seconds: float = 0.0
-    amp: bool = False  # embeddings under autocast (mclviz.evaluate.embedding_amp)
 
     @property
     def ok(self) -> bool:
@@ -300,7 +299,7 @@ def _train_one(
     The images are passed to ``train`` so that the saved config holds no data root: a run
     resumes whichever data root the next call names.
     """
-    from .train import prepare_data, train
+    from .training import prepare_data, train
 
     config = Config.preset(preset, **_expected(name))
     images = prepare_data(config.replace(data_root=data_root))
@@ -354,52 +353,26 @@ def _get_row(models: dict[str, _Model], s: Setting, ood: str) -> pd.Series | Non
     return None if model is None else _row(model, s, ood)
 
 
-def _embedding(
-    model: _Model,
-    images: torch.Tensor,
-    name: str,
-    views: int,
-    output: str,
-    cache_dir: Path,
-    progress: bool,
-) -> torch.Tensor:
-    """``embed`` with ``evaluate``'s cache key: a cache hit when evaluate embedded it."""
-    from .embed import embed
-
-    ck = model.checkpoint
-    return embed(
-        ck.model,
-        images,
-        views=views,
-        amp=model.amp,
-        cache_dir=cache_dir,
-        cache_key=f"{(ck.sha256 or 'nosha')[:16]}-{name}-{len(images)}",
-        output=output,
-        progress=progress,
-    )
+def _result(model: _Model, s: Setting):
+    """The :class:`~mclviz.evaluation.DetectorScores` of setting ``s`` of an evaluated model."""
+    for r in model.scores:
+        d = r.detector
+        ways = getattr(d, "views", 1)
+        agg = getattr(d, "aggregation", "none") if ways > 1 else "none"
+        if (d.name, ways, agg, getattr(d, "variant", "paper")) == tuple(s)[1:]:
+            return r
+    raise KeyError(f"{s.key()} was not evaluated")
 
 
-def _scores(
-    model: _Model, s: Setting, ood: str, data, cache_dir: Path, progress: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """(IND scores, OOD scores) of a setting, float64; MSP from the cached logits."""
-    if s.detector == "msp":
-        from .scoring import MSP
-
-        lo_in = _embedding(model, data.test[0], "test-logits", 1, "logits", cache_dir, progress)
-        lo_out = _embedding(
-            model, data.ood[ood], f"ood-{ood}-logits", 1, "logits", cache_dir, progress
-        )
-        return (
-            MSP().score(lo_in[:, 0]).double().numpy(),
-            MSP().score(lo_out[:, 0]).double().numpy(),
-        )
-    entry = model.scores["settings"][(s.ways, s.aggregation, s.variant)]
-    return entry["in"].double().numpy(), entry["out"][ood].double().numpy()
+def _scores(model: _Model, s: Setting, ood: str) -> tuple[np.ndarray, np.ndarray]:
+    """(IND scores, OOD scores) of a setting, float64."""
+    r = _result(model, s)
+    return r.score_in.double().numpy(), r.score_out[ood].double().numpy()
 
 
 def _auroc(s_in: np.ndarray, s_out: np.ndarray) -> float:
-    """AUROC (IND positive) as the Mann-Whitney statistic, ties counted half."""
+    """AUROC (IND positive) as the Mann-Whitney statistic, ties counted half (the
+    bootstrap's inner loop: ``metrics.ood_metrics`` computes all four metrics)."""
     from scipy.stats import rankdata
 
     r = rankdata(np.concatenate([s_in, s_out]))
@@ -489,9 +462,7 @@ def _unequal_views(models: dict[str, _Model], comparisons) -> str:
     return "views per training image differ: " + ", ".join(f"{n} {v}" for n, v in views.items())
 
 
-def _claims(
-    models: dict[str, _Model], data, claim_ood: str, cache_dir: Path, *, n_boot: int, progress: bool
-) -> pd.DataFrame:
+def _claims(models: dict[str, _Model], claim_ood: str, *, n_boot: int) -> pd.DataFrame:
     """One row per comparison of every claim (plus one per claim that is not tested)."""
     rows: list[dict[str, Any]] = []
     for cid, (table, statement, comparisons) in _CLAIMS.items():
@@ -502,8 +473,8 @@ def _claims(
             if ra is None or rb is None:
                 skipped.append((name_a, name_b, _missing_reason(models, [sa.model, sb.model])))
                 continue
-            a = _scores(models[sa.model], sa, claim_ood, data, cache_dir, progress)
-            b = _scores(models[sb.model], sb, claim_ood, data, cache_dir, progress)
+            a = _scores(models[sa.model], sa, claim_ood)
+            b = _scores(models[sb.model], sb, claim_ood)
             low, high = _diff_ci(a, b, n_boot=n_boot, seed=0)
             auroc_a, auroc_b = 100 * float(ra["auroc"]), 100 * float(rb["auroc"])
             tested.append(
@@ -812,6 +783,12 @@ def _budget(models: dict[str, _Model], preset: str) -> tuple[pd.DataFrame, pd.Da
     )
 
 
+def _precision_note(models: dict[str, _Model]) -> str:
+    """The embedding precision(s) the evaluation used (``mclviz.device`` decided them)."""
+    names = sorted({m.scores.outputs.precision.name for m in models.values() if m.ok})
+    return "/".join(names) or "no"
+
+
 def _data_caveats(data_root: str | None) -> list[str]:
     """The caveat bullets of the data root's README.md (``Caveats`` section)."""
     from .data import data_root as _root
@@ -882,9 +859,6 @@ def _figures(
     claim_ood: str,
     names: list[str],
     out: Path,
-    cache_dir: Path,
-    *,
-    progress: bool,
 ) -> tuple[dict[str, list[Path]], dict[str, str]]:
     """Figures 1, 4, 5; returns ({key: files}, {key: caption or reason not made})."""
     from .plots import (
@@ -894,7 +868,6 @@ def _figures(
         projection_figure,
         score_distribution,
     )
-    from .scoring import aggregate, fit_sei_gaussians, sei_scores
 
     files: dict[str, list[Path]] = {}
     notes: dict[str, str] = {}
@@ -910,12 +883,10 @@ def _figures(
         i_in = np.sort(rng.choice(len(yte), n_in, replace=False))
         i_out = np.sort(rng.choice(len(x_ood), n_out, replace=False))
         embs = {}
-        for m in panel:  # view 0 (the plain image) of evaluate's cached embeddings
-            w = max(models[m].sei)
-            z_in = _embedding(models[m], xte, "test", w, "z", cache_dir, progress)[:, 0]
-            z_out = _embedding(models[m], x_ood, f"ood-{claim_ood}", w, "z", cache_dir, progress)[
-                :, 0
-            ]
+        for m in panel:  # view 0 (the plain image) of the embeddings evaluate computed
+            outputs = models[m].scores.outputs
+            z_in = outputs.get("z", "test", 1)[:, 0]
+            z_out = outputs.get("z", f"ood:{claim_ood}", 1)[:, 0]
             embs[m] = torch.cat([z_in[i_in], z_out[i_out]])
         labels = torch.cat([yte[i_in], torch.full((n_out,), -1, dtype=torch.long)])
         fig = projection_figure(embs, labels, class_names=names, sample=None, seed=0)
@@ -942,11 +913,11 @@ def _figures(
     w = max(mcl.sei)
     best = _sei("mcl", w, "w-avg") if w > 1 else _no_sei("mcl")
     for key, s in (("fig5", best), ("fig5_nosei", _no_sei("mcl"))):
-        entry = mcl.scores["settings"][(s.ways, s.aggregation, s.variant)]
+        entry = _result(mcl, s)
         fig = score_distribution(
-            entry["in"],
-            (entry["pred"] == yte).numpy(),
-            entry["out"][claim_ood],
+            entry.score_in,
+            (entry.pred == yte).numpy(),
+            entry.score_out[claim_ood],
             ood_name=ood_label,
             backend="matplotlib",
         )
@@ -959,20 +930,16 @@ def _figures(
         )
 
     # Figure 4: OOD images scored most IND, misclassified IND images, nearest train images
-    entry = mcl.scores["settings"][(best.ways, best.aggregation, best.variant)]
-    cases = failure_cases(entry["in"], entry["pred"], yte, entry["out"][claim_ood], n=4)
-    r = 4 if w > 1 else 1
-    z_tr = _embedding(mcl, xtr, "train", r, "z", cache_dir, progress)
-    z_te = _embedding(mcl, xte, "test", w, "z", cache_dir, progress)
-    z_oo = _embedding(mcl, x_ood, f"ood-{claim_ood}", w, "z", cache_dir, progress)
-    # predicted class of the OOD cases: the same SEI aggregation evaluate applied
-    gauss = fit_sei_gaussians(z_tr, ytr)
+    entry = _result(mcl, best)
+    cases = failure_cases(entry.score_in, entry.pred, yte, entry.score_out[claim_ood], n=4)
+    outputs = mcl.scores.outputs
+    z_tr = outputs.get("z", "train", 1)
+    z_te = outputs.get("z", "test", 1)
+    z_oo = outputs.get("z", f"ood:{claim_ood}", 1)
     o_idx, m_idx = cases["ood_idx"], cases["misclassified_idx"]
-    o_pred, o_score = aggregate(
-        sei_scores(z_oo[o_idx], gauss)[:, : best.ways],
-        method="avg" if best.ways == 1 else best.aggregation,
-        variant=best.variant,
-    )
+    # the class and score the same SEI aggregation gave the OOD cases
+    o_pred = entry.pred_out[claim_ood][o_idx]
+    o_score = entry.score_out[claim_ood][o_idx]
 
     def cname(c: int) -> str:
         return names[c] if 0 <= c < len(names) else str(c)
@@ -984,8 +951,8 @@ def _figures(
         for p, sc in zip(o_pred, o_score, strict=True)
     ]
     titles += [
-        f"GT {cname(int(yte[i]))}\npred {cname(int(entry['pred'][i]))}\n"
-        f"s={float(entry['in'][i]):.3g}"
+        f"GT {cname(int(yte[i]))}\npred {cname(int(entry.pred[i]))}\n"
+        f"s={float(entry.score_in[i]):.3g}"
         for i in m_idx
     ]
     if len(queries):
@@ -1342,7 +1309,7 @@ def reproduce(
     ood: Sequence[str] = DEFAULT_OOD,
     open_set: bool = True,
     progress: bool = True,
-    device: str = "cpu",
+    device: str = "auto",
     n_boot: int = 1000,
     cache_dir: str | Path | None = None,
     figures: bool = True,
@@ -1368,7 +1335,8 @@ def reproduce(
             it is there, else the first.
         open_set: also evaluate ``mcl-openset`` (trained with ``train=True``).
         progress: tqdm.auto progress bars.
-        device: where models are evaluated ("cpu", "cuda", "auto").
+        device: where models are evaluated (``"auto"``: the first GPU when there is one,
+            as ``evaluate``; ``"cpu"``, ``"cuda"``).
         n_boot: bootstrap resamples of each claim's AUROC difference.
         cache_dir: embedding cache (kept for re-runs); default a temporary folder removed
             at the end.
@@ -1393,7 +1361,7 @@ def reproduce(
     from .checkpoint import load
     from .data import class_names
     from .device import resolve_device
-    from .evaluate import embedding_amp, evaluate, load_eval_data
+    from .evaluation import evaluate, load_eval_data
 
     t0 = time.perf_counter()
     methods = tuple(methods)
@@ -1485,7 +1453,6 @@ def reproduce(
             bar.set_postfix_str(f"evaluate {n}")
             if m.checkpoint is not None and not m.status:
                 try:
-                    m.amp = embedding_amp(m.checkpoint.model, precision)
                     m.table, m.scores = evaluate(
                         m.checkpoint,
                         precision=precision,
@@ -1504,7 +1471,7 @@ def reproduce(
 
         # 4. tables and claims
         bar.set_postfix_str("claims")
-        claims = _claims(models, data, claim_ood, cache, n_boot=int(n_boot), progress=progress)
+        claims = _claims(models, claim_ood, n_boot=int(n_boot))
         tables = {name: _paper_table(name, models, ood) for name in _TABLES}
         openset = _openset_table(models)
         budget, diffs = _budget(models, preset)
@@ -1514,7 +1481,7 @@ def reproduce(
         bar.set_postfix_str("figures")
         if figures:
             cls = class_names("cifar10", data_root)
-            files, notes = _figures(models, data, claim_ood, cls, out, cache, progress=progress)
+            files, notes = _figures(models, data, claim_ood, cls, out)
         else:
             files, notes = (
                 {},
@@ -1549,7 +1516,7 @@ def reproduce(
         info = {
             "generated": _dt.datetime.now().isoformat(timespec="seconds"),
             "platform": f"{platform.platform()}, {torch.get_num_threads()} threads, eval on {dev} "
-            f"({'bf16 autocast' if any(m.amp for m in models.values()) else 'fp32'} embeddings)",
+            f"({_precision_note(models)} embeddings)",
             "seconds": time.perf_counter() - t0,
             "source": source,
             "n_train": len(data.train[1]),

@@ -38,6 +38,7 @@ __all__ = [
     "rotations4",
     "sei_view",
     "to_float",
+    "translate_flip",
     "two_views",
 ]
 
@@ -490,3 +491,40 @@ def two_views(
     return augment(
         x.repeat_interleave(2, dim=0), generator=generator
     )  # (2n, ...), rows 2k, 2k+1 <- k
+
+
+def translate_flip(
+    x: Tensor, pad: int = 2, p_flip: float = 0.5, generator: torch.Generator | None = None
+) -> Tensor:
+    """The fast records' light augmentation: random translation by up to ``pad`` pixels
+    (reflect padding, then a random crop back to the input size) and a horizontal flip.
+
+    Args:
+        x: uint8 or float (n, 3, H, W).
+        pad: largest shift in pixels, each axis drawn uniformly from -pad..pad.
+        p_flip: probability of a horizontal flip.
+        generator: source of randomness, on x's device.
+
+    Returns:
+        float (n, 3, H, W) in [0, 1].
+    """
+    _check_images(x)
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"pad={pad!r} must be a non-negative int (the fast records use 2)")
+    p_flip = _check_prob(p_flip, "p_flip")
+    _check_generator(generator, x.device)
+    x = to_float(x)
+    n, _, h, w = x.shape
+    shifts = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator, device=x.device)
+    flip = torch.rand(n, generator=generator, device=x.device) < p_flip
+    x = torch.where(flip.view(-1, 1, 1, 1), hflip(x), x)
+    if pad == 0:
+        return x
+    padded = F.pad(x, (pad,) * 4, mode="reflect")  # (n, 3, H + 2 pad, W + 2 pad)
+    out = torch.empty_like(x)
+    for dy in range(2 * pad + 1):  # (2 pad + 1)^2 shifts, not n images
+        for dx in range(2 * pad + 1):
+            sel = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+            if bool(sel.any()):
+                out[sel] = padded[sel, :, dy : dy + h, dx : dx + w]
+    return out

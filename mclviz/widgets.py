@@ -12,11 +12,11 @@ widgets' ``.value``, call ``.update()`` / ``.run()`` / ``.next()``, read ``.figu
 * :class:`RetrainPanel`: sliders for alpha, beta, lambda, tau and the method that retrain
   a small run and redraw the projection, the score distribution (Figure 5), the AUROC and
   the loss curve. Fast mode retrains the projection head on cached backbone features
-  (:func:`mclviz.retrain.retrain_head`); full mode trains the whole network in a
-  background thread (:func:`mclviz.retrain.retrain_full`) with a live loss curve, a
+  (:func:`mclviz.evaluation.retrain_head`); full mode trains the whole network in a
+  background thread (:func:`mclviz.evaluation.retrain_full`) with a live loss curve, a
   progress bar and a Stop button. The mode is named on screen.
 
-Figures from a :class:`mclviz.retrain.RetrainResult`: :func:`result_projection`,
+Figures from a :class:`mclviz.evaluation.RetrainResult`: :func:`result_projection`,
 :func:`result_scores`, :func:`loss_curve`.
 
 ipywidgets is imported only when a UI is built (an ``ImportError`` says what to install);
@@ -29,11 +29,9 @@ needed.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import threading
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,16 +40,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .retrain import (
+from . import methods
+from .evaluation import (
     MODE_LABELS,
     RETRAIN_METHODS,
-    FeatureCache,
     RetrainResult,
     check_hyperparameters,
     retrain_full,
     retrain_head,
     score_model,
 )
+from .training import FeatureCache
 
 __all__ = [
     "FailureViewer",
@@ -65,6 +64,10 @@ __all__ = [
 
 _PROJECTIONS = (("t-SNE", "tsne"), ("UMAP", "umap"))
 _MODE_COLORS = {"fast": "#e8f1fb", "full": "#fdeeee"}
+
+
+def _needs_rotations(method: str) -> bool:
+    return methods.get(method).rotation_labels
 
 
 def _ipywidgets():
@@ -84,11 +87,9 @@ def _ipywidgets():
 def result_label(result: RetrainResult) -> str:
     """Short label of a result: mode, method and the hyperparameters that matter for it."""
     p = result.params
-    parts = [f"tau={p['tau']:g}"] if "tau" in p else []
-    if result.method in ("ccm", "mcl-noaux", "mcl") and "alpha" in p:
-        parts += [f"alpha={p['alpha']:g}", f"beta={p['beta']:g}"]
-    if result.method in ("mcl-noaux", "mcl") and "lam" in p:
-        parts.append(f"lambda={p['lam']:g}")
+    reads = methods.get(result.method).hyperparameters if result.method else ()
+    names = {"tau": "tau", "alpha": "alpha", "beta": "beta", "lam": "lambda"}
+    parts = [f"{names[k]}={p[k]:g}" for k in names if k in reads and k in p]
     mode = {"fast": "fast (head)", "full": "full", "model": ""}.get(result.mode, result.mode)
     head = " ".join(x for x in (mode, result.method) if x)
     return f"{head} ({', '.join(parts)})" if parts else head
@@ -166,7 +167,7 @@ def loss_curve(rows: Sequence[Mapping[str, float]], *, x: str = "epoch", title: 
 
     Args:
         rows: dicts with ``x`` and loss terms, e.g. ``result.history`` (x="epoch") or the
-            step events of :func:`mclviz.train.train` (x="step").
+            step events of :func:`mclviz.training.train` (x="step").
         x: the key for the x axis.
         title: figure title.
     """
@@ -415,7 +416,7 @@ class FailureViewer(_Displayable):
     distance of the projections (view 0).
 
     Args:
-        result: from :func:`mclviz.retrain.score_model`, ``retrain_head`` or ``retrain_full``.
+        result: from :func:`mclviz.evaluation.score_model`, ``retrain_head`` or ``retrain_full``.
         train_images: (N, 3, H, W) uint8, the rows of ``result.z_train``.
         test_images: (n, 3, H, W) uint8, the rows of ``result.z_test``.
         ood_images: {name: (n_o, 3, H, W) uint8}, the rows of ``result.z_ood[name]``.
@@ -503,13 +504,13 @@ class FailureViewer(_Displayable):
         ways: int | None = 1,
         **kwargs: Any,
     ) -> FailureViewer:
-        """Score ``model`` on ``data`` (an :class:`mclviz.evaluate.EvalData`) and build.
+        """Score ``model`` on ``data`` (an :class:`mclviz.evaluation.EvalData`) and build.
 
         Args:
             model: a trained contrastive model.
             data: train / test / OOD images, e.g. ``load_eval_data(...)`` with subsets.
             method: the model's method (``ways=None`` picks 4 SEI views for ``mcl``).
-            ways: SEI views used for the scores (see :func:`mclviz.retrain.score_model`).
+            ways: SEI views used for the scores (see :func:`mclviz.evaluation.score_model`).
             kwargs: see the class.
         """
         result = score_model(model, data.train, data.test, data.ood, method=method, ways=ways)
@@ -639,7 +640,7 @@ class RetrainPanel(_Displayable):
     and a Stop button (``should_stop``); a stopped run is still scored.
 
     Args:
-        cache: the fast-mode :class:`~mclviz.retrain.FeatureCache` (with test and OOD sets).
+        cache: the fast-mode :class:`~mclviz.training.FeatureCache` (with test and OOD sets).
         train: (images, labels) for full mode; test: (images, labels); ood: {name: images}.
             Full mode is available when all three and ``config`` are given.
         config: base :class:`~mclviz.config.Config` of full runs (the sliders replace
@@ -684,8 +685,9 @@ class RetrainPanel(_Displayable):
         w = _ipywidgets()
         if not cache.ood:
             raise ValueError("cache has no OOD set; build it with ood={name: images}")
-        if method == "mcl" and cache.rotations != 4:
-            method = "mcl-noaux"  # the cache has no rotations for the auxiliary task
+        choices = [m for m in RETRAIN_METHODS if cache.rotations == 4 or not _needs_rotations(m)]
+        if method not in choices:  # the cache has no rotations for the auxiliary task
+            method = "mcl-noaux" if "mcl-noaux" in choices else choices[0]
         self.cache, self.class_names = cache, class_names
         self.train, self.test, self.ood_images, self.config = train, test, dict(ood or {}), config
         self.full_available = all(v is not None for v in (train, test, ood, config))
@@ -696,7 +698,6 @@ class RetrainPanel(_Displayable):
             )
         self.sample, self.seed = sample, seed
         self.retrain_kwargs = dict(retrain_kwargs or {})
-        methods = [m for m in RETRAIN_METHODS if m != "mcl" or cache.rotations == 4]
         slider = dict(
             continuous_update=False,
             style={"description_width": "70px"},
@@ -709,7 +710,7 @@ class RetrainPanel(_Displayable):
             disabled=not self.full_available,
         )
         self.banner = w.HTML()
-        self.method = w.Dropdown(options=methods, value=method, description="method")
+        self.method = w.Dropdown(options=choices, value=method, description="method")
 
         def knob(label: str, value: float, low: float, high: float, step: float):
             return w.FloatSlider(
@@ -798,7 +799,7 @@ class RetrainPanel(_Displayable):
         generator: torch.Generator | None = None,
         **kwargs: Any,
     ) -> RetrainPanel:
-        """Build the feature cache from ``data`` (an :class:`mclviz.evaluate.EvalData`), then the panel.
+        """Build the feature cache from ``data`` (an :class:`mclviz.evaluation.EvalData`), then the panel.
 
         Args:
             model: the trained model whose backbone fast mode freezes.
@@ -1063,7 +1064,7 @@ class RetrainPanel(_Displayable):
 
         Files: ``{prefix}_{mode}.csv`` and ``{prefix}_{mode}_{projection|scores|loss}.png``.
         """
-        from .plots import export
+        from .plots import export_many
 
         if self.result is None:
             raise ValueError("nothing to export yet; call run() first")
@@ -1072,32 +1073,7 @@ class RetrainPanel(_Displayable):
         stem = f"{prefix}_{self.result.mode}"
         paths = {"table": folder / f"{stem}.csv"}
         self.result.table().to_csv(paths["table"], index=False)
-        with _one_browser():
-            for name, fig in self.figures.items():
-                paths[name] = export(fig, folder / f"{stem}_{name}.png")
+        names = list(self.figures)
+        files = export_many([(self.figures[n], folder / f"{stem}_{n}.png") for n in names])
+        paths.update(zip(names, files, strict=True))
         return paths
-
-
-@contextlib.contextmanager
-def _one_browser():
-    """Reuse one kaleido browser for several static exports (~3x faster than one each).
-
-    Starts kaleido's sync server unless one runs already, and stops what it started.
-    """
-    try:
-        import kaleido
-    except ImportError:  # export() itself says what to install
-        yield
-        return
-    started = False
-    server = getattr(kaleido, "_global_server", None)  # kaleido >= 1.0
-    if server is not None and hasattr(server, "is_running") and not server.is_running():
-        kaleido.start_sync_server(silence_warnings=True)
-        started = True
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="The kopts argument is ignored")
-            yield
-    finally:
-        if started:
-            kaleido.stop_sync_server(silence_warnings=True)

@@ -64,7 +64,7 @@ def load_or_train(
     """Load the shipped checkpoint of ``method``, or train one with ``preset``.
 
     Args:
-        method: a method name of ``mclviz.config.METHODS``.
+        method: a method name of the registry (``mclviz.methods.names()``).
         use_shipped: load ``checkpoints/<method>`` when it is shipped.
         preset: the preset to train with otherwise (``tiny`` takes seconds).
         out: run folder for the trained checkpoint (reused, resumed, when it exists);
@@ -75,7 +75,7 @@ def load_or_train(
         path = shipped_checkpoint(method)
         if path is not None:
             return load(path)
-    from .train import train
+    from .training import train
 
     config = Config.preset(preset, method=method, **overrides)
     out = Path(out or f"runs/{method}-{preset}")

@@ -24,7 +24,7 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
             in_deps = True
             continue
         m = re.match(r"\s+-\s+([A-Za-z0-9_.\-]+)", line) if in_deps else None
-        if m and _norm(m.group(1)) != "python":
+        if m and _norm(m.group(1)) not in ("python", "pip"):  # pip: the PyPI-only section
             name = _norm(m.group(1))
             env.add(CONDA_NAMES.get(name, name))
     assert py == env, f"only in pyproject: {py - env}; only in environment.yml: {env - py}"

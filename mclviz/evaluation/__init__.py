@@ -1,0 +1,59 @@
+"""Evaluation: the scoring pipeline, checkpoint evaluation, retraining results, one-class.
+
+* :func:`score` (:mod:`.pipeline`): fit detectors on a model's training outputs, score the
+  test and OOD sets; :class:`Scores`; :func:`standard_detectors`.
+* :class:`Outputs` (:mod:`.outputs`): a model's outputs on the evaluation images, on demand.
+* :func:`evaluate` (:mod:`.evaluate`): one checkpoint's table of accuracy and OOD metrics.
+* :func:`load_eval_data`, :class:`EvalData` (:mod:`.data`).
+* :func:`retrain_head`, :func:`retrain_full`, :func:`score_model` (:mod:`.retrain`): the
+  sliders' retrainings and their :class:`RetrainResult`.
+* :func:`one_class_table`, :func:`knn_auroc`, :func:`evaluate_one_class`
+  (:mod:`.one_class`): the mean-shifted one-class protocol.
+"""
+
+from .data import EvalData, load_eval_data, subset
+from .evaluate import checkpoint_outputs, evaluate, format_table
+from .one_class import evaluate_one_class, knn_auroc, one_class_table
+from .outputs import Outputs, ood_split
+from .perturb import perturbed_outputs
+from .pipeline import DetectorScores, Scores, score, standard_detectors, test_views
+from .retrain import (
+    MODE_LABELS,
+    RETRAIN_METHODS,
+    RetrainResult,
+    check_hyperparameters,
+    default_ways,
+    retrain_full,
+    retrain_head,
+    score_embeddings,
+    score_model,
+)
+
+__all__ = [
+    "MODE_LABELS",
+    "RETRAIN_METHODS",
+    "DetectorScores",
+    "EvalData",
+    "Outputs",
+    "RetrainResult",
+    "Scores",
+    "check_hyperparameters",
+    "checkpoint_outputs",
+    "default_ways",
+    "evaluate",
+    "evaluate_one_class",
+    "format_table",
+    "knn_auroc",
+    "load_eval_data",
+    "ood_split",
+    "one_class_table",
+    "perturbed_outputs",
+    "retrain_full",
+    "retrain_head",
+    "score",
+    "score_embeddings",
+    "score_model",
+    "standard_detectors",
+    "subset",
+    "test_views",
+]

@@ -1,0 +1,199 @@
+"""The one scoring pipeline: fit detectors on a model's training outputs, score test and OOD.
+
+``score(outputs, detectors)`` is what ``evaluate``, the report, the notebooks and the
+widgets all run. For every detector (:mod:`mclviz.scoring`, one ``fit`` / ``score``
+protocol): ``fit`` on the training images' outputs (in the rotations the detector needs),
+then ``predict_score`` on the test images and every OOD set (in the SEI views it
+aggregates; after its input pre-processing when ``epsilon > 0``). The result,
+:class:`Scores`, holds every detector's scores, predictions, accuracy and OOD metrics,
+and the :class:`~.outputs.Outputs` they came from (the figures read their embeddings there).
+
+:func:`standard_detectors` is the set a method is evaluated with by default: MCL's
+class-conditional Gaussians (Eq. 12-20) for 1, 4 and 8 SEI views, every aggregation and
+both variants, and, for classifiers, the maximum softmax probability.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..metrics import accuracy, ood_metrics
+from ..scoring import AGGREGATIONS, MSP, VARIANTS, ClassGaussians, Detector
+from .outputs import Outputs, ood_split
+
+__all__ = ["DetectorScores", "Scores", "score", "standard_detectors", "test_views"]
+
+
+def test_views(detector: Detector) -> list[int]:
+    """The SEI views of a test image the detector scores (``test_views``, else 0..views-1)."""
+    return list(getattr(detector, "test_views", range(detector.views)))
+
+
+@dataclass
+class DetectorScores:
+    """One fitted detector's results.
+
+    Attributes:
+        detector: the fitted detector.
+        score_in: (n,) test scores (higher = more in-distribution).
+        score_out: {OOD name: (n_o,) scores}.
+        pred: (n,) predicted test classes, None for detectors that do not classify.
+        pred_out: {OOD name: (n_o,) the class each OOD image is taken for}.
+        accuracy: test accuracy in [0, 1] (None without predictions).
+    """
+
+    detector: Detector
+    score_in: torch.Tensor
+    score_out: dict[str, torch.Tensor]
+    pred: torch.Tensor | None = None
+    pred_out: dict[str, torch.Tensor] = field(default_factory=dict)
+    accuracy: float | None = None
+
+    @property
+    def metrics(self) -> dict[str, dict[str, float]]:
+        """{OOD name: AUROC, AUPR-in, AUPR-out, FPR at 95% TPR} (``mclviz.metrics``)."""
+        return {name: ood_metrics(self.score_in, s) for name, s in self.score_out.items()}
+
+
+@dataclass
+class Scores:
+    """Every detector's results on one model's evaluation, and the outputs behind them."""
+
+    outputs: Outputs
+    results: dict[str, DetectorScores]
+    method: str = ""
+
+    @property
+    def test_labels(self) -> torch.Tensor:
+        return self.outputs.data.test[1]
+
+    def __getitem__(self, key: str | Detector) -> DetectorScores:
+        k = key.key if isinstance(key, Detector) else key
+        try:
+            return self.results[k]
+        except KeyError:
+            raise KeyError(
+                f"no detector {k!r} in these scores; have {list(self.results)}"
+            ) from None
+
+    def __iter__(self):
+        return iter(self.results.values())
+
+    def table(self) -> pd.DataFrame:
+        """One row per detector and OOD set: how it was scored, accuracy, OOD metrics.
+
+        Columns ``method, detector, ways, aggregation, variant, normalize, covariance,
+        output, label, key, accuracy, ood, auroc, aupr_in, aupr_out, fpr95``; ``ways`` is
+        the number of SEI views, ``aggregation`` ``"none"`` for one view.
+        """
+        rows: list[dict[str, Any]] = []
+        for r in self:
+            d = r.detector
+            inner = getattr(d, "detector", d)  # a FlipTTA's wrapped detector
+            views = len(test_views(d)) if not hasattr(d, "detector") else 1
+            info = {
+                "method": self.method,
+                "detector": d.name,
+                "ways": views,
+                "aggregation": getattr(inner, "aggregation", "none") if views > 1 else "none",
+                "variant": getattr(inner, "variant", "paper"),
+                "normalize": getattr(inner, "normalize", None),
+                "covariance": getattr(inner, "covariance_", getattr(inner, "covariance", None)),
+                "output": self.outputs.resolve(d.output),
+                "label": d.label,
+                "key": d.key,
+                "accuracy": r.accuracy,
+            }
+            for name, m in r.metrics.items():
+                rows.append({**info, "ood": name, **m})
+        return pd.DataFrame(rows)
+
+
+def standard_detectors(
+    method,
+    *,
+    sei: Sequence[int] = (1, 4, 8),
+    aggregations: Sequence[str] = AGGREGATIONS,
+    variants: Sequence[str] = VARIANTS,
+    covariance: str = "auto",
+    normalize: bool = True,
+) -> list[Detector]:
+    """The detectors a method is evaluated with by default (see the module docstring).
+
+    Args:
+        method: the method's registry entry (``mclviz.methods.get(name)``).
+        sei: numbers of SEI views (1 = plain Mahalanobis scoring).
+        aggregations, variants: of SEI (``mclviz.scoring.aggregate``).
+        covariance, normalize: of the class-conditional Gaussians.
+    """
+    bad = [w for w in sei if w not in (1, 4, 8)]
+    if bad:
+        raise ValueError(f"sei={list(sei)} holds {bad}; SEI uses 1, 4 or 8 views")
+    dets: list[Detector] = []
+    for w in sorted(set(sei)):
+        for agg in ("avg",) if w == 1 else aggregations:
+            for variant in variants:
+                dets.append(
+                    ClassGaussians(
+                        views=w,
+                        aggregation=agg,
+                        variant=variant,
+                        covariance=covariance,
+                        normalize=normalize,
+                    )
+                )
+    if method.classifier:
+        dets.append(MSP())
+    return dets
+
+
+def _run(det: Detector, outputs: Outputs, split: str):
+    if det.epsilon:
+        x = outputs.perturbed(det.output, split, det)
+    else:
+        x = outputs.get(det.output, split, test_views(det))
+    if x.shape[1] == 1 and not hasattr(det, "test_views") and det.views == 1:
+        x = x[:, 0]
+    return det.predict_score(x)
+
+
+def score(
+    outputs: Outputs,
+    detectors: Iterable[Detector],
+    *,
+    model: torch.nn.Module | None = None,
+    method: str = "",
+) -> Scores:
+    """Fit every detector on the training outputs and score the test and OOD sets.
+
+    Args:
+        outputs: the model's outputs on the evaluation data (:class:`~.outputs.Outputs`).
+        detectors: unfitted detectors (they are fitted here, in place).
+        model: the model, for detectors that read its weights (``bind``, e.g. ViM's
+            classifier); default ``outputs.model``.
+        method: the model's method name (a label in the table).
+    """
+    model = model if model is not None else outputs.model
+    y_train, y_test = outputs.data.train[1], outputs.data.test[1]
+    results: dict[str, DetectorScores] = {}
+    for det in detectors:
+        if hasattr(det, "bind") and model is not None:
+            det.bind(model)
+        fit_views = det.fit_views if not hasattr(det, "test_views") else 1
+        x_train = outputs.get(det.output, "train", fit_views)
+        det.fit(x_train[:, 0] if fit_views == 1 else x_train, y_train)
+        pred, s_in = _run(det, outputs, "test")
+        score_out, pred_out = {}, {}
+        for name in outputs.data.ood:
+            p, s = _run(det, outputs, ood_split(name))
+            score_out[name] = s
+            if p is not None:
+                pred_out[name] = p
+        acc = accuracy(pred, y_test) if pred is not None else None
+        results[det.key] = DetectorScores(det, s_in, score_out, pred, pred_out, acc)
+    return Scores(outputs, results, method)
