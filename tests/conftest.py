@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# MCLVIZ_TEST_THREADS=1 leaves a core to other work (a training run) on a 2-core machine
+torch.set_num_threads(
+    int(os.environ.get("MCLVIZ_TEST_THREADS", max(1, min(2, os.cpu_count() or 1))))
+)
 
 
 def _real_data_root() -> Path | None:
