@@ -9,7 +9,8 @@ data are decoded once before the clock starts (the decoded-image cache of
 worth its speed if its accuracy and AUROC stay with fp32's.
 
 Run: ``.venv/bin/python benchmarks/bench_evaluate.py`` (about 5 minutes on 2 quiet cores);
-``--test-subset 2000`` for a quicker look.
+``--test-subset 2000`` for a quicker look, ``--train-subset 500 --test-subset 200`` to
+check that it runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mclviz.checkpoint import load  # noqa: E402
-from mclviz.evaluate import evaluate, load_eval_data  # noqa: E402
+from mclviz.device import resolve_precision  # noqa: E402
+from mclviz.evaluation import evaluate, load_eval_data  # noqa: E402
 from mclviz.zoo import shipped_checkpoint  # noqa: E402
 
 
@@ -50,7 +52,7 @@ def main() -> None:
     load_avg = os.getloadavg()[0]
     runs = {}
     for precision in ("fp32", "bf16"):
-        ck = load(path)  # a fresh model each time: bf16 turns it channels-last
+        ck = load(path)  # a fresh model each time: nothing is shared between the runs
         t0, c0 = time.perf_counter(), time.process_time()
         table = evaluate(ck, data=data, ood=ood, sei=(1, 4, 8), precision=precision, progress=False)
         runs[precision] = (time.perf_counter() - t0, time.process_time() - c0, table)
@@ -59,21 +61,21 @@ def main() -> None:
         f"evaluate {Path(path).name}: {n_tr} train x 4 rotations, {n_te} test + "
         f"{len(data.ood[ood[0]])} OOD x 8 views, scoring 1/4/8 views x 3 aggregations x "
         f"2 variants ({torch.get_num_threads()} threads, load average {load_avg:.1f} at "
-        "the start)"
+        "the start; bf16 resolves to "
+        f"{resolve_precision('bf16', torch.device('cpu')).name} on the CPU)"
     )
     for precision, (wall, cpu, _) in runs.items():
         print(f"  {precision}: {wall:6.1f} s wall, {cpu:6.1f} s CPU   (target 90 s)")
     print(f"  bf16 / fp32 speed-up: {runs['fp32'][0] / runs['bf16'][0]:.2f}x")
-    key = ["ways", "aggregation", "variant"]
-    a = runs["fp32"][2].set_index(key)
-    b = runs["bf16"][2].set_index(key)
+    a = runs["fp32"][2].set_index(["key", "ood"])  # one row per detector and OOD set
+    b = runs["bf16"][2].set_index(["key", "ood"])
     print("  accuracy and AUROC (%), fp32 -> bf16:")
     for idx in a.index:
         ra, rb = a.loc[idx], b.loc[idx]
+        how = f"{ra['detector']} W={ra['ways']} {ra['aggregation']:5s} {ra['variant']:8s}"
         print(
-            f"    W={idx[0]} {idx[1]:5s} {idx[2]:8s}: acc {100 * ra['accuracy']:6.2f} -> "
-            f"{100 * rb['accuracy']:6.2f}   AUROC {100 * ra['auroc']:6.2f} -> "
-            f"{100 * rb['auroc']:6.2f}"
+            f"    {how}: acc {100 * ra['accuracy']:6.2f} -> {100 * rb['accuracy']:6.2f}   "
+            f"AUROC {100 * ra['auroc']:6.2f} -> {100 * rb['auroc']:6.2f}"
         )
     d_acc = (a["accuracy"] - b["accuracy"]).abs().max()
     d_auc = (a["auroc"] - b["auroc"]).abs().max()

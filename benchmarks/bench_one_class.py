@@ -1,7 +1,7 @@
 """The one-class CIFAR-10 table of Reiss & Hoshen: kNN before and after mean-shifted fine-tuning.
 
 For each normal class: the kNN (k = 2) AUROC on the starting backbone, the AUROC after
-mean-shifted fine-tuning (``mclviz.one_class.fine_tune``), and optionally an MCL
+mean-shifted fine-tuning (``mclviz.training.fine_tune``), and optionally an MCL
 checkpoint's single-Gaussian Mahalanobis AUROC as a reference, side by side, with the
 backbone named and the wall time.
 
@@ -29,7 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mclviz.config import Config  # noqa: E402
-from mclviz.one_class import MSC_RECIPE, one_class_table  # noqa: E402
+from mclviz.evaluation import one_class_table  # noqa: E402
+from mclviz.training import MSC_RECIPE  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,10 @@
     OMP_NUM_THREADS=1 python benchmarks/bench_retrain.py [--checkpoint PATH] [--train 1000]
         [--test 500] [--views 4] [--epochs 8] [--moves 4] [--projection tsne] [--points 300]
 
+A quick check that it runs: ``--train 200 --test 50 --views 2 --epochs 1 --moves 1
+--projection none --points 50`` (fewer training images than classes + the projection's
+dimensions, 10 + 128 for the shipped model, leave the Gaussians' covariance singular).
+
 The model: ``--checkpoint``, else the shipped ``mcl`` checkpoint, else a ``tiny`` MCL run
 trained here. The data: CIFAR-10 subsets ($MCLVIZ_DATA), Tiny ImageNet (resize) and
 Gaussian noise as OOD sets, as notebook 05 loads them.
@@ -39,8 +43,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from mclviz.checkpoint import load
-    from mclviz.evaluate import load_eval_data
-    from mclviz.retrain import retrain_full
+    from mclviz.evaluation import load_eval_data, retrain_full
     from mclviz.widgets import RetrainPanel
     from mclviz.zoo import load_or_train
 

@@ -6,7 +6,8 @@ A thin layer over the functions the notebooks call:
   ``python -m mclviz train --method mcl --preset small --data cifar10 --out runs/x``;
   every field of :class:`mclviz.config.Config` is an option (``--batch-size 64``,
   ``--alpha 0.1``, ``--known-classes 0,1,2,3,4,5``).
-* ``evaluate``: accuracy and OOD metrics of a checkpoint per SEI way and aggregation.
+* ``evaluate``: accuracy and OOD metrics of a checkpoint per detector (``--detector``,
+  ``--normalize/--no-normalize``, ``--covariance``), SEI way and aggregation.
 * ``reproduce``: the report of the paper's comparisons (``mclviz.report``).
 * ``demo``: a tiny MCL run on the best data set available, evaluated.
 """
@@ -20,6 +21,7 @@ import sys
 from pathlib import Path
 
 from .config import PRESETS, Config
+from .evaluation.pipeline import DETECTOR_NAMES
 
 __all__ = ["main"]
 
@@ -76,18 +78,34 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate, format_table
+    from .checkpoint import load
+    from .device import resolve_device
+    from .evaluation import evaluate, format_table, make_detectors
 
+    ck = load(args.checkpoint, device=resolve_device(args.device))
+    sei = [int(w) for w in args.sei]
+    detectors = None
+    if args.detector:
+        detectors = make_detectors(
+            args.detector,
+            ck.config.method_entry,
+            sei=sei,
+            covariance=args.covariance,
+            normalize=args.normalize,
+        )
     table = evaluate(
-        args.checkpoint,
+        ck,
         ood=args.ood,
-        sei=[int(w) for w in args.sei],
+        sei=sei,
+        detectors=detectors,
+        covariance=args.covariance,
+        normalize=args.normalize,
         data_root=args.data_root,
         test_subset=args.test_subset,
         train_subset=args.train_subset,
+        split=args.split,
         progress=not args.quiet,
         precision=args.precision,
-        device=args.device,
     )
     print(format_table(table))
     if args.out:
@@ -155,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="accuracy and OOD metrics per SEI way and aggregation")
+    p = sub.add_parser("evaluate", help="accuracy and OOD metrics per detector and SEI setting")
     p.add_argument("checkpoint")
     p.add_argument("--ood", nargs="+", default=["tinyimagenet-resize", "gaussian", "uniform"])
     p.add_argument("--sei", nargs="+", default=["1", "4", "8"], choices=["1", "4", "8"])
@@ -166,6 +184,34 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="fit the Gaussians on this many training images (default: all)",
+    )
+    p.add_argument(
+        "--detector",
+        nargs="+",
+        default=None,
+        metavar="NAME",
+        help=f"detectors to run, among {', '.join(DETECTOR_NAMES)} ('+flip' after a name "
+        "adds flip TTA); default: gaussians (every SEI setting) and, for classifiers, msp",
+    )
+    p.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="L2-normalise the outputs before the class Gaussians (default: yes, as the "
+        "authors' code; Eq. 12 has none)",
+    )
+    p.add_argument(
+        "--covariance",
+        default="auto",
+        choices=["auto", "class", "tied"],
+        help="covariance of the class Gaussians: class (Eq. 12), tied, or auto (class when "
+        "every class has more images than dimensions)",
+    )
+    p.add_argument(
+        "--split",
+        default="test",
+        choices=["test", "val"],
+        help="val: score the training images the run held out (Config.holdout); tune there",
     )
     p.add_argument("--out", default=None, help="folder for evaluation.csv / evaluation.json")
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")

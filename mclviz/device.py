@@ -3,12 +3,14 @@
 Nothing else in mclviz calls ``.cuda()``: training, embedding and the widgets ask
 ``resolve_device`` and ``Precision`` here.
 
-Precision ``"auto"``: bf16 autocast with channels-last on CUDA devices that support bf16
-(fp16 with a gradient scaler on older GPUs) and on CPUs whose PyTorch build has fast bf16
-kernels (measured on the project's 2-core machines: 2.5x the fp32 training throughput of
-a quarter-width ResNet-18); fp32 otherwise. An explicit ``"bf16"`` is bf16 on every device
-(never silently fp16). Losses are always computed in float32 (``mclviz.losses`` casts), so
-autocast only changes the backbone's arithmetic.
+Precision ``"auto"``: bf16 autocast with channels-last on CUDA devices with native bf16
+(compute capability 8 or more; fp16 with a gradient scaler on older GPUs, which at best
+emulate bf16) and on CPUs whose PyTorch build has fast bf16 kernels (measured on the
+project's 2-core machines: 2.5x the fp32 training throughput of a quarter-width
+ResNet-18); fp32 otherwise. An explicit ``"bf16"`` is bf16 on every device that runs it,
+emulated or not (never silently fp16), and an error naming the fix on a GPU without any.
+Losses are always computed in float32 (``mclviz.losses`` casts), so autocast only changes
+the backbone's arithmetic.
 
 Training, embedding and evaluation all take the :class:`Precision` this module resolves;
 none of them picks a dtype of its own.
@@ -82,13 +84,22 @@ def resolve_precision(
     """Turn a config's ``precision`` / ``channels_last`` into a ``Precision`` for ``device``."""
     if precision == "auto":
         if device.type == "cuda":
-            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            # native bf16 only (compute capability >= 8): torch also reports bf16 on older
+            # GPUs that merely emulate it, slowly; those get fp16 with a gradient scaler
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+            precision = "bf16" if native else "fp16"
         else:
             precision = "bf16" if cpu_supports_bf16() else "fp32"
     if precision not in ("fp32", "bf16", "fp16"):
         raise ValueError(f"precision={precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'")
     if precision == "fp16" and device.type == "cpu":
         raise ValueError("precision='fp16' is for CUDA devices; on the CPU use 'bf16' or 'fp32'")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        # the check torch.autocast makes, here with the fix (and before any work)
+        raise ValueError(
+            f"precision='bf16' was asked for, but the CUDA device {device} supports no bf16; "
+            "use precision='fp16' or 'auto'"
+        )
     if channels_last is None:
         channels_last = precision != "fp32"
     return Precision(precision, device.type, bool(channels_last))

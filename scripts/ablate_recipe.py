@@ -32,23 +32,29 @@ from mclviz.config import Config
 from mclviz.data import load_images, validation_split
 from mclviz.embed import embed
 from mclviz.scoring import aggregate, fit_sei_gaussians, sei_scores
-from mclviz.train import prepare_data, train
+from mclviz.training import prepare_data, train
 
 
 def _accuracies(model, config: Config, xtr, ytr, xval, yval) -> dict[str, float]:
     out: dict[str, float] = {}
-    amp = True
+    precision = "auto"  # bf16 + channels-last where the CPU has native bf16 (was amp=True)
     if config.method in ("ce", "rot"):
-        logits = embed(model, xval, views=[0, 4], output="logits", amp=amp, progress=False)
+        logits = embed(
+            model, xval, views=[0, 4], output="logits", precision=precision, progress=False
+        )
         out["acc"] = float((logits[:, 0].argmax(1) == yval).float().mean())
         out["acc_tta"] = float((logits.mean(1).argmax(1) == yval).float().mean())
     output = "features" if config.method in ("ce", "rot") else "z"
     rot = config.method in ("mcl", "rot")
     g = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(ytr), generator=g)[:10000]
-    ztr = embed(model, xtr[pick], views=4 if rot else 1, output=output, amp=amp, progress=False)
+    ztr = embed(
+        model, xtr[pick], views=4 if rot else 1, output=output, precision=precision, progress=False
+    )
     gauss = fit_sei_gaussians(ztr, ytr[pick])
-    zval = embed(model, xval, views=8 if rot else 1, output=output, amp=amp, progress=False)
+    zval = embed(
+        model, xval, views=8 if rot else 1, output=output, precision=precision, progress=False
+    )
     s = sei_scores(zval, gauss)  # (n, W, C)
     out["acc_gauss"] = float((aggregate(s[:, :1], "avg")[0] == yval).float().mean())
     if rot:

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from mclviz.config import Config
-from mclviz.train import prepare_data, train
+from mclviz.training import prepare_data, train
 from mclviz.zoo import checkpoints_dir, ship
 
 #: name -> config overrides on top of Config.preset("small", ...), in training order:

@@ -15,8 +15,10 @@ from mclviz import checkpoint as ckpt
 from mclviz.config import Config
 
 
-def _tiny(method="mcl"):
-    cfg = Config.preset("tiny", method=method)
+def _tiny(method="mcl", **kw):
+    if method in ("ce", "rot"):
+        kw.setdefault("num_classes", 10)  # train() sets it from the labels
+    cfg = Config.preset("tiny", method=method, **kw)
     return cfg, ckpt.build_model_from_config(cfg)
 
 
@@ -221,7 +223,9 @@ def test_shipped_checkpoints_match_their_manifest():
         path = zoo.shipped_checkpoint(name)  # raises on a sha256 mismatch
         assert path is not None, f"{name}: {entry['file']} is missing"
         ck = ckpt.load(path)
-        assert ck.config.to_dict() == entry["config"] and ck.step == entry["step"]
+        # the manifest holds the config as it was saved (older files: fewer fields, and
+        # num_classes in extra); both are read through Config.from_dict
+        assert ck.config == Config.from_dict(entry["config"]) and ck.step == entry["step"]
         assert ck.optimizer_state is None  # shipped files hold weights only
         with torch.no_grad():
             z = ck.model(torch.rand(2, 3, 32, 32))
@@ -251,3 +255,60 @@ def test_load_or_train_loads_shipped_or_trains_and_says_so(tmp_path, monkeypatch
     assert loaded.path == shipped / "ccm.safetensors" and not (tmp_path / "other").exists()
     for name, p in trained.model.state_dict().items():  # float16 copies of the same weights
         torch.testing.assert_close(loaded.model.state_dict()[name], p, atol=2e-3, rtol=2e-3)
+
+
+def test_build_model_from_config_names_a_missing_class_count():
+    with pytest.raises(ValueError, match="method='ce' builds a classifier.*set num_classes"):
+        ckpt.build_model_from_config(Config.preset("tiny", method="ce"))
+    cfg, model = _tiny("mcl", aux_ce=0.5, num_classes=3)  # an auxiliary CE head
+    assert model.classifier.out_features == 3 and model.rot_head is None
+    cfg, model = _tiny("rot")
+    assert model.classifier.out_features == 10 and model.rot_head.out_features == 4
+
+
+def test_weight_average_and_live_weights_are_saved_apart(tmp_path):
+    """``live=``: ``model/`` holds the average (what ``load`` returns), ``live/`` the weights
+    being trained (``Checkpoint.live_state``, for resuming)."""
+    cfg, average = _tiny("simclr", ema_decay=0.9)
+    live = ckpt.build_model_from_config(cfg)
+    with torch.no_grad():
+        for p in live.parameters():
+            p.add_(1.0)
+    path = ckpt.save(tmp_path / "e.safetensors", average, cfg, live=live)
+    ck = ckpt.load(path)
+    for name, value in average.state_dict().items():
+        assert torch.equal(ck.model.state_dict()[name], value), name
+    assert ck.live_state is not None and set(ck.live_state) == set(live.state_dict())
+    for name, value in live.state_dict().items():
+        assert torch.equal(ck.live_state[name], value), name
+    plain = ckpt.load(ckpt.save(tmp_path / "p.safetensors", average, cfg))
+    assert plain.live_state is None
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in SHIPPED.glob("*.safetensors")) or ["<none shipped>"]
+)
+def test_old_shipped_small_checkpoints_load_with_the_right_shapes(name):
+    """The shipped ``small`` files (quarter-width ResNet-18, saved before the redesign: no
+    new config fields; ``ce`` / ``rot`` keep ``num_classes`` in ``extra``) still load."""
+    path = SHIPPED / f"{name}.safetensors"
+    assert path.exists(), f"no shipped checkpoints in {SHIPPED}"
+    ck = ckpt.load(path)
+    cfg = ck.config
+    assert (cfg.arch, cfg.width) == ("resnet18", 0.25)
+    assert "num_classes" not in cfg.extra
+    x = torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        out = ck.model(x, output=("z", "features"))
+        assert out["z"].shape == (3, cfg.proj_dim) and out["features"].shape == (3, 128)
+        if cfg.method_entry.needs_classifier(cfg):
+            assert cfg.num_classes == 10
+            assert ck.model.logits(x).shape == (3, 10)
+        else:
+            assert ck.model.classifier is None
+        if cfg.method_entry.rot_head:
+            assert ck.model(x, output=("rot",))["rot"].shape == (3, 4)
+        assert all(torch.isfinite(v).all() for v in out.values())

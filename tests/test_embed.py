@@ -1,4 +1,5 @@
-"""mclviz.embed with a tiny stand-in model (flatten + linear), no real ResNet."""
+"""mclviz.embed with a tiny stand-in model (flatten + linear), no real ResNet; its
+precision handling (``precision=``, which replaced the old ``amp=`` flag)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from mclviz.device import Precision
 from mclviz.embed import embed, embed_features, view_indices
 
 
@@ -207,3 +209,98 @@ def test_views_agree_with_mclviz_transforms():
     out = embed(Identity(), x, views=8, progress=False)
     for m in range(8):
         torch.testing.assert_close(out[:, m], transforms.sei_view(x, m).float().flatten(1) / 255)
+
+
+class AutocastProbe(nn.Module):
+    """A conv net that records, per forward pass, what autocast and the input look like."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.seen: list[dict] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        self.seen.append(
+            {
+                "autocast": torch.is_autocast_enabled("cpu"),
+                "dtype": torch.get_autocast_dtype("cpu")
+                if torch.is_autocast_enabled("cpu")
+                else None,
+                "input": x.dtype,
+                "conv_out": y.dtype,
+                "channels_last": x.is_contiguous(memory_format=torch.channels_last)
+                and not x.is_contiguous(),
+            }
+        )
+        return y.flatten(1)
+
+
+@pytest.mark.parametrize(
+    "precision, dtype, channels_last",
+    [
+        ("fp32", None, False),
+        ("bf16", torch.bfloat16, True),
+        (Precision("fp32", "cpu", False), None, False),
+        (Precision("bf16", "cpu", True), torch.bfloat16, True),
+        (Precision("bf16", "cpu", False), torch.bfloat16, False),
+        (Precision("fp32", "cpu", True), None, True),
+    ],
+)
+def test_autocast_dtype_and_memory_format_come_from_the_precision(
+    images, precision, dtype, channels_last
+):
+    torch.manual_seed(0)
+    probe = AutocastProbe()
+    out = embed(probe, images, views=2, batch_size=10, precision=precision, progress=False)
+    assert out.dtype == torch.float32 and len(probe.seen) == 3 * 2
+    for seen in probe.seen:
+        assert seen["autocast"] is (dtype is not None)
+        assert seen["dtype"] is dtype
+        assert seen["input"] is torch.float32  # autocast casts inside the ops
+        assert seen["conv_out"] is (dtype or torch.float32)
+        assert seen["channels_last"] is channels_last
+    exact = embed(probe, images, views=2, precision="fp32", progress=False)
+    if dtype is None:
+        torch.testing.assert_close(out, exact)
+    else:  # bf16 rounds: close to fp32, not equal
+        assert not torch.equal(out, exact)
+        torch.testing.assert_close(out, exact, rtol=0.05, atol=0.05)
+
+
+def test_embed_never_changes_the_callers_model(images):
+    """The old evaluate turned the model channels-last as a side effect; embed converts
+    only its input batches."""
+    torch.manual_seed(0)
+    probe = AutocastProbe()
+    weight = probe.conv.weight
+    before = (weight.stride(), weight.dtype, weight.data_ptr(), weight.clone())
+    for precision in ("bf16", Precision("bf16", "cpu", True), "fp32"):
+        embed(probe, images, views=4, precision=precision, progress=False)
+        assert probe.conv.weight is weight and weight.is_contiguous()
+        assert (weight.stride(), weight.dtype, weight.data_ptr()) == before[:3]
+        assert torch.equal(weight, before[3])
+
+
+def test_precision_errors_name_the_fix(model, images):
+    with pytest.raises(ValueError, match="precision='fp16' is for CUDA.*use 'bf16' or 'fp32'"):
+        embed(model, images, precision="fp16", progress=False)
+    with pytest.raises(ValueError, match="precision='half': choose 'auto', 'fp32'"):
+        embed(model, images, precision="half", progress=False)
+    with pytest.raises(TypeError, match="amp"):
+        embed(model, images, amp=True, progress=False)  # the old flag is gone
+
+
+def test_precision_keys_the_cache(model, images, tmp_path):
+    exact = embed(model, images, cache_dir=tmp_path, cache_key="k", progress=False)
+    fast = embed(model, images, precision="bf16", cache_dir=tmp_path, cache_key="k", progress=False)
+    assert len(os.listdir(tmp_path)) == 2 and not torch.equal(exact, fast)
+    again = embed(
+        model,
+        images,
+        precision=Precision("bf16", "cpu", True),
+        cache_dir=tmp_path,
+        cache_key="k",
+        progress=False,
+    )
+    assert len(os.listdir(tmp_path)) == 2 and torch.equal(again, fast)

@@ -16,7 +16,16 @@ from .evaluate import checkpoint_outputs, evaluate, format_table
 from .one_class import evaluate_one_class, knn_auroc, one_class_table
 from .outputs import Outputs, ood_split
 from .perturb import perturbed_outputs
-from .pipeline import DetectorScores, Scores, score, standard_detectors, test_views
+from .pipeline import (
+    BASELINES,
+    DETECTOR_NAMES,
+    DetectorScores,
+    Scores,
+    make_detectors,
+    score,
+    scored_views,
+    standard_detectors,
+)
 from .retrain import (
     MODE_LABELS,
     RETRAIN_METHODS,
@@ -30,6 +39,8 @@ from .retrain import (
 )
 
 __all__ = [
+    "BASELINES",
+    "DETECTOR_NAMES",
     "MODE_LABELS",
     "RETRAIN_METHODS",
     "DetectorScores",
@@ -45,6 +56,7 @@ __all__ = [
     "format_table",
     "knn_auroc",
     "load_eval_data",
+    "make_detectors",
     "ood_split",
     "one_class_table",
     "perturbed_outputs",
@@ -55,5 +67,5 @@ __all__ = [
     "score_model",
     "standard_detectors",
     "subset",
-    "test_views",
+    "scored_views",
 ]

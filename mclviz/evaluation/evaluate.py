@@ -91,7 +91,10 @@ def evaluate(
         sei, aggregations, variants: the SEI settings of the standard detectors.
         detectors: detectors to run instead of the standard ones (unfitted).
         data: preloaded images (else loaded from ``data_root`` with the subsets).
-        split: ``"test"``, or ``"val"`` (the held-out training images; tune there).
+        split: ``"test"``, or ``"val"``: the ``Config.holdout`` training images the run
+            kept out (the stratified ``mclviz.data.validation_split`` with the config's
+            seed) are the test set, the other training images fit the detectors; tune
+            there. A run with ``holdout=0`` has no such images: ``"val"`` raises.
         covariance, normalize: of the standard detectors' Gaussians (``"class"``: one
             covariance per class, Eq. 12; ``"tied"``: shared; ``"auto"``: per class when
             every class has more images than dimensions, else tied; the same default as
@@ -111,6 +114,13 @@ def evaluate(
     ck = source if isinstance(source, Checkpoint) else load(source, device=resolve_device(device))
     cfg = ck.config
     if data is None:
+        if split == "val" and not cfg.holdout:
+            # without a hold-out the model saw every training image: "val" would flatter it
+            raise ValueError(
+                f"split='val' scores the training images the run held out, but its config "
+                f"has holdout={cfg.holdout!r} (every training image was trained on); train "
+                "with Config(holdout=5000), or pass data= explicitly, or use split='test'"
+            )
         data = load_eval_data(
             cfg.dataset,
             ood=ood,
@@ -119,7 +129,7 @@ def evaluate(
             train_subset=train_subset,
             test_subset=test_subset,
             split=split,
-            holdout=cfg.holdout or 5000,
+            holdout=cfg.holdout,
             seed=cfg.seed,
         )
     if detectors is None:

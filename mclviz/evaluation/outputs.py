@@ -115,6 +115,12 @@ class Outputs:
         kept = self._kept.setdefault((name, split), {})
         missing = [m for m in wanted if m not in kept]
         if missing:
+            if self.model is None and not kept:
+                given = sorted(k for k, v in self._kept.items() if v)
+                raise ValueError(
+                    f"no {name!r} outputs of {split!r} are given (these outputs hold "
+                    f"{given}); pass them to Outputs.from_tensors or build Outputs with a model"
+                )
             if self.model is None:
                 raise ValueError(
                     f"{name!r} of {split!r} is given in views {sorted(kept)}, and views "

@@ -6,7 +6,8 @@ this as ``x - epsilon * sign(-grad_x log S_y(x; T))`` and Lee et al. as ``x + ep
 sign(grad_x (-M(x)))``: both raise the score, which an in-distribution image follows more
 than an outlier. ``epsilon`` is in units of mclviz's [0, 1] pixels (the papers' is in units
 of their normalised inputs; see each detector's docstring). Run in float32, eval mode; the
-perturbed image is not clipped to [0, 1], as in the papers.
+perturbed image is not clipped to [0, 1], as in the papers. The gradient is taken even
+when the caller runs under ``torch.no_grad()`` (evaluation code often does).
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def perturbed_outputs(
             range(0, len(images), batch_size), disable=not progress, desc=f"pre-process {output}"
         ):
             x = to_float(images[i : i + batch_size].to(dev)).clone().requires_grad_(True)
-            s = score(model(x, output=(output,))[output].float())  # (b,)
-            (grad,) = torch.autograd.grad(s.sum(), x)
+            with torch.enable_grad():  # the step needs a gradient even under a caller's no_grad
+                s = score(model(x, output=(output,))[output].float())  # (b,)
+                (grad,) = torch.autograd.grad(s.sum(), x)
             with torch.no_grad():
                 moved = x + epsilon * grad.sign()
                 parts.append(model(moved, output=(output,))[output].float().cpu())

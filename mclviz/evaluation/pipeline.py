@@ -23,15 +23,38 @@ import pandas as pd
 import torch
 
 from ..metrics import accuracy, ood_metrics
-from ..scoring import AGGREGATIONS, MSP, VARIANTS, ClassGaussians, Detector
+from ..scoring import (
+    AGGREGATIONS,
+    KNN,
+    MSP,
+    ODIN,
+    VARIANTS,
+    ClassGaussians,
+    CosineKNN,
+    Detector,
+    Energy,
+    FlipTTA,
+    Mahalanobis,
+    RelativeMahalanobis,
+    ViM,
+)
 from .outputs import Outputs, ood_split
 
-__all__ = ["DetectorScores", "Scores", "score", "standard_detectors", "test_views"]
+__all__ = [
+    "BASELINES",
+    "DETECTOR_NAMES",
+    "DetectorScores",
+    "Scores",
+    "make_detectors",
+    "score",
+    "standard_detectors",
+    "scored_views",
+]
 
 
-def test_views(detector: Detector) -> list[int]:
-    """The SEI views of a test image the detector scores (``test_views``, else 0..views-1)."""
-    return list(getattr(detector, "test_views", range(detector.views)))
+def scored_views(detector: Detector) -> list[int]:
+    """The SEI views of a test image the detector scores (``scored_views``, else 0..views-1)."""
+    return list(getattr(detector, "scored_views", range(detector.views)))
 
 
 @dataclass
@@ -95,7 +118,7 @@ class Scores:
         for r in self:
             d = r.detector
             inner = getattr(d, "detector", d)  # a FlipTTA's wrapped detector
-            views = len(test_views(d)) if not hasattr(d, "detector") else 1
+            views = len(scored_views(d)) if not hasattr(d, "detector") else 1
             info = {
                 "method": self.method,
                 "detector": d.name,
@@ -152,12 +175,81 @@ def standard_detectors(
     return dets
 
 
+#: one-detector constructors by name (``--detector`` of the command line); ``+flip``
+#: after a name wraps it in flip TTA (``FlipTTA``), e.g. ``msp+flip``
+_SINGLE: dict[str, Any] = {
+    "msp": MSP,
+    "energy": Energy,
+    "odin": ODIN,
+    "mahalanobis": Mahalanobis,
+    "mahalanobis+pre": lambda: Mahalanobis(epsilon=Mahalanobis.PREPROCESSING_EPSILON),
+    "rmd": RelativeMahalanobis,
+    "knn": KNN,
+    "vim": ViM,
+    "knn-cosine": CosineKNN,
+}
+#: every name ``make_detectors`` knows ("gaussians" is the SEI set of ``standard_detectors``)
+DETECTOR_NAMES = ("gaussians", *_SINGLE)
+#: the field's baselines, for the report's detector x model table
+BASELINES = ("msp", "energy", "odin", "mahalanobis", "mahalanobis+pre", "rmd", "knn", "vim")
+_NEEDS_CLASSIFIER = ("msp", "energy", "odin", "vim")
+
+
+def make_detectors(
+    names: Sequence[str],
+    method,
+    *,
+    sei: Sequence[int] = (1, 4, 8),
+    aggregations: Sequence[str] = AGGREGATIONS,
+    variants: Sequence[str] = VARIANTS,
+    covariance: str = "auto",
+    normalize: bool = True,
+) -> list[Detector]:
+    """Detectors by name for a model of ``method`` (its registry entry).
+
+    ``"gaussians"`` is MCL's scoring for every SEI setting (:func:`standard_detectors`
+    without MSP); the others are one detector each (:data:`DETECTOR_NAMES`), with a
+    ``+flip`` suffix for flip TTA. Detectors that read logits (``msp``, ``energy``,
+    ``odin``, ``vim``) need a method with a classifier head.
+    """
+    dets: list[Detector] = []
+    for name in names:
+        base, flip = (name[: -len("+flip")], True) if name.endswith("+flip") else (name, False)
+        if base == "gaussians":
+            dets += [
+                d
+                for d in standard_detectors(
+                    method,
+                    sei=sei,
+                    aggregations=aggregations,
+                    variants=variants,
+                    covariance=covariance,
+                    normalize=normalize,
+                )
+                if isinstance(d, ClassGaussians)
+            ]
+            continue
+        if base not in _SINGLE:
+            raise ValueError(
+                f"detector {name!r} is not known; choose among {list(DETECTOR_NAMES)} "
+                "(a '+flip' suffix adds flip TTA)"
+            )
+        if base in _NEEDS_CLASSIFIER and not method.classifier:
+            raise ValueError(
+                f"detector {name!r} reads a classifier's logits, but method={method.name!r} "
+                "has no classifier head; use gaussians, mahalanobis, rmd or knn"
+            )
+        det = _SINGLE[base]()
+        dets.append(FlipTTA(det) if flip else det)
+    return dets
+
+
 def _run(det: Detector, outputs: Outputs, split: str):
     if det.epsilon:
         x = outputs.perturbed(det.output, split, det)
     else:
-        x = outputs.get(det.output, split, test_views(det))
-    if x.shape[1] == 1 and not hasattr(det, "test_views") and det.views == 1:
+        x = outputs.get(det.output, split, scored_views(det))
+    if x.shape[1] == 1 and not hasattr(det, "scored_views") and det.views == 1:
         x = x[:, 0]
     return det.predict_score(x)
 
@@ -184,7 +276,7 @@ def score(
     for det in detectors:
         if hasattr(det, "bind") and model is not None:
             det.bind(model)
-        fit_views = det.fit_views if not hasattr(det, "test_views") else 1
+        fit_views = det.fit_views if not hasattr(det, "scored_views") else 1
         x_train = outputs.get(det.output, "train", fit_views)
         det.fit(x_train[:, 0] if fit_views == 1 else x_train, y_train)
         pred, s_in = _run(det, outputs, "test")

@@ -114,7 +114,8 @@ class RetrainResult:
         history: one dict per epoch: ``epoch`` and the mean loss terms (``loss`` and,
             for MCL, ``ccm`` and ``spa``).
         model: the trained head (fast) or the whole model (full).
-        z_train: (N, R, d) projections of the plain training images per rotation.
+        z_train: (N, R, d) projections of the plain training images per rotation (the
+            output scored: encoder features for a classifier's evaluation).
         train_labels: (N,).
         z_test: (n, W, d) projections of the test images in SEI views 0..W-1.
         test_labels: (n,).
@@ -151,6 +152,52 @@ class RetrainResult:
     seconds: dict[str, float] = field(default_factory=dict)
     stopped_early: bool = False
     pred_out: dict[str, Tensor] = field(default_factory=dict)
+
+    @classmethod
+    def from_scores(cls, scores, detector=None, *, method: str | None = None) -> RetrainResult:
+        """The result view (``mode="model"``) of one detector of an evaluation's
+        :class:`~mclviz.evaluation.Scores` (``evaluate(..., return_scores=True)``), so the
+        figures and the failure viewer show exactly what the evaluation's table reports.
+
+        Args:
+            scores: the evaluation's scores.
+            detector: a detector (or its key) of ``scores`` that scores the projection
+                with class Gaussians; default the first such detector with the most SEI
+                views, w-avg aggregation and the paper's variant.
+            method: a label (default the evaluation's).
+        """
+        if detector is None:
+            gauss = [r.detector for r in scores if isinstance(r.detector, ClassGaussians)]
+            if not gauss:
+                raise ValueError("scores hold no ClassGaussians detector; pass detector=")
+            detector = max(
+                gauss,
+                key=lambda d: (d.views, d.aggregation == "w-avg", d.variant == "paper"),
+            )
+        r = scores[detector]
+        d = r.detector
+        ways = getattr(d, "views", 1)
+        scored = {
+            "pred": r.pred,
+            "score_in": r.score_in,
+            "score_out": r.score_out,
+            "pred_out": r.pred_out,
+            "accuracy": r.accuracy,
+            "metrics": r.metrics,
+            "covariance": getattr(d, "covariance_", getattr(d, "covariance", "")),
+        }
+        return _result(
+            "model",
+            scores.method if method is None else method,
+            scores.outputs.model,
+            scored,
+            scores.outputs,
+            ways=ways,
+            aggregation=getattr(d, "aggregation", "none"),
+            variant=getattr(d, "variant", "paper"),
+            started=time.perf_counter(),
+            output=d.output,
+        )
 
     @property
     def auroc(self) -> dict[str, float]:
@@ -287,17 +334,21 @@ def _result(
 ) -> RetrainResult:
     """A :class:`RetrainResult` from :func:`_score`'s output; ``seconds["score"]`` since ``started``."""
     seconds = {**extra.pop("seconds", {}), "score": time.perf_counter() - started}
+    out = extra.pop("output", "z")
+    # the views kept: by default those scored; fast mode keeps every cached view
+    train_views = extra.pop("train_views", min(ways, 4) if ways > 1 else 1)
+    scored_views = extra.pop("scored_views", ways)
     return RetrainResult(
         mode=mode,
         method=method,
         params=dict(extra.pop("params", {})),
         history=list(extra.pop("history", [])),
         model=model,
-        z_train=outputs.get("z", "train", min(ways, 4) if ways > 1 else 1),
+        z_train=outputs.get(out, "train", train_views),
         train_labels=outputs.data.train[1],
-        z_test=outputs.get("z", "test", ways),
+        z_test=outputs.get(out, "test", scored_views),
         test_labels=outputs.data.test[1],
-        z_ood={name: outputs.get("z", ood_split(name), ways) for name in outputs.data.ood},
+        z_ood={name: outputs.get(out, ood_split(name), scored_views) for name in outputs.data.ood},
         pred=scored["pred"],
         score_in=scored["score_in"],
         score_out=scored["score_out"],
@@ -311,6 +362,22 @@ def _result(
         stopped_early=extra.pop("stopped_early", False),
         pred_out=scored["pred_out"],
     )
+
+
+def _history(rows: list[dict], events: list[dict], stopped: bool) -> list[dict[str, float]]:
+    """The finished epochs' rows and, for a run stopped mid-epoch, its partial epoch (a
+    fractional ``epoch``, the last ``kind="epoch"`` event the callbacks saw).
+
+    The training loop keeps finished epochs only (what a resumed run continues); a
+    retraining's loss curve also shows the partial one, so a run stopped in its first
+    epoch still has a row.
+    """
+    out = [dict(r) for r in rows]
+    if stopped and events:
+        last = {k: v for k, v in events[-1].items() if k != "kind"}
+        if not out or last != out[-1]:
+            out.append(last)
+    return out
 
 
 def retrain_head(
@@ -354,7 +421,10 @@ def retrain_head(
         spa_mode: SPA's "sample" (Eq. 9) or "expected".
 
     Returns:
-        A :class:`RetrainResult` with ``mode="fast"``.
+        A :class:`RetrainResult` with ``mode="fast"``. Its projections keep every view the
+        cache holds (``z_train`` all R cached rotations, ``z_test`` / ``z_ood`` all W cached
+        SEI views, even when ``ways`` scores fewer), so a figure can show any of them
+        without retraining; ``history`` ends with the partial epoch of a stopped run.
     """
     _check_method(method)
     if cache.test is None or cache.test_labels is None:
@@ -364,6 +434,13 @@ def retrain_head(
         method=method, tau=tau, alpha=alpha, beta=beta, lam=lam, spa_mode=spa_mode, variant=variant
     )
     ways = default_ways(method, cache.sei_views) if ways is None else int(ways)
+    epoch_events: list[dict[str, Any]] = []
+
+    def on_epoch(event: dict[str, Any]) -> None:
+        epoch_events.append(event)
+        if callback is not None:
+            callback(event)
+
     run = train_head(
         cache,
         config,
@@ -373,7 +450,7 @@ def retrain_head(
         seed=seed,
         hidden=hidden,
         proj_dim=proj_dim,
-        callback=callback,
+        callback=on_epoch,
         should_stop=should_stop,
     )
     t1 = time.perf_counter()
@@ -397,8 +474,10 @@ def retrain_head(
         started=t1,
         seconds={"train": run.seconds},
         params=run.params,
-        history=run.history,
+        history=_history(run.history, epoch_events, run.stopped_early),
         stopped_early=run.stopped_early,
+        train_views=cache.train.shape[1],
+        scored_views=cache.test.shape[1],
     )
 
 
@@ -432,14 +511,16 @@ def retrain_full(
 
     Returns:
         A :class:`RetrainResult` with ``mode="full"``; ``model`` is the trained network,
-        ``history`` the per-epoch loss rows of ``train``.
+        ``history`` the per-epoch loss rows of ``train`` (and the partial epoch of a
+        stopped run).
     """
     _check_method(config.method)
     t0 = time.perf_counter()
+    epoch_events: list[dict[str, Any]] = []
     res = train(
         config,
         data=(images, labels),
-        callbacks=callbacks,
+        callbacks=[*callbacks, lambda e: epoch_events.append(e) if e["kind"] == "epoch" else None],
         should_stop=should_stop,
         progress=progress,
     )
@@ -460,7 +541,7 @@ def retrain_full(
         k: getattr(config, k)
         for k in ("tau", "alpha", "beta", "lam", "epochs", "seed", "batch_size", "arch", "width")
     }
-    result.history = list(res.history)
+    result.history = _history(res.history, epoch_events, res.stopped_early)
     result.seconds = {
         "train": res.seconds,
         "score": result.seconds["score"],

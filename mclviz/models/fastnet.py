@@ -51,7 +51,7 @@ class FastNet(nn.Module):
     are scaled by 1/9, as the records scale their logits.
 
     ``init_whitening(x)`` must be called with normalised training images before training
-    (``mclviz.train`` does); a checkpoint stores the result.
+    (``mclviz.training.train`` does); a checkpoint stores the result.
     """
 
     def __init__(self, width: float = 1.0, bn_momentum: float = 0.4) -> None:

@@ -3,7 +3,7 @@
 The fast training records evaluate with flip TTA (the logits of the image and of its
 horizontal mirror averaged). Wrapping a detector in :class:`FlipTTA` does that for any
 output: ``fit`` sees the training outputs as they are; ``score`` takes the outputs of SEI
-views 0 and 4 (the image and its mirror, ``test_views``), averages them and scores the
+views 0 and 4 (the image and its mirror, ``scored_views``), averages them and scores the
 mean with the wrapped detector. For classifiers the mean is of the logits, as the
 records; for embeddings, of the embeddings.
 """
@@ -29,7 +29,7 @@ class FlipTTA(Detector):
     True
     """
 
-    test_views = (0, 4)  # SEI view 4: the horizontally flipped image
+    scored_views = (0, 4)  # SEI view 4: the horizontally flipped image
 
     def __init__(self, detector: Detector) -> None:
         if not isinstance(detector, Detector):

@@ -21,7 +21,7 @@ from ..checkpoint import build_model_from_config, load
 from ..config import Config
 from ..data import class_names, load_images, one_class
 from ..device import resolve_device
-from ..models import TV_ARCHS, MCLModel, load_imagenet_backbone
+from ..models import TV_ARCHS, MCLModel, imagenet_weights_file, load_imagenet_backbone
 from .data import seed_of
 from .train import TrainResult, train
 
@@ -189,6 +189,9 @@ def msc_config(
         )
     if src == "imagenet":
         arch = config.arch if config.arch in TV_ARCHS else f"tv-{config.arch}"
+        # fail here, before any data is loaded, when the weights are not in the torch cache
+        # (FileNotFoundError naming the file and how to get it; nothing is downloaded)
+        imagenet_weights_file(arch)
         fields = {"arch": arch, "width": 1.0, "normalize_input": True}
     else:
         c = load(src).config
@@ -224,15 +227,15 @@ def fine_tune(
 ) -> TrainResult:
     """Fine-tune ``pretrained`` on the training images of ``normal_class`` (Reiss & Hoshen).
 
-    A thin wrapper over :func:`mclviz.train.train` with ``method="msc"`` and the config of
+    A thin wrapper over :func:`mclviz.training.train` with ``method="msc"`` and the config of
     :func:`msc_config`. The backbone features ``f(x)`` (not the projection head) are
     trained with the mean-shifted loss, batch-norm statistics frozen (batch-norm layers in
     eval mode, their affine weights trained), as in the authors' code.
 
     Differences from the authors' released code (``main.py`` / ``utils.py``):
 
-    * learning-rate schedule: mclviz's cosine annealing to 0 (``train.lr_at``); theirs is
-      constant (so the mean lr here is half theirs);
+    * learning-rate schedule: mclviz's cosine annealing to 0 (``mclviz.training.lr_at``);
+      theirs is constant (so the mean lr here is half theirs);
     * augmentation: mclviz's batched SimCLR family on the 32x32 image (crop scale
       ``crop_scale_min`` = 0.2-1, jitter strength 0.5 = (0.4, 0.4, 0.4, 0.1) with p 0.8,
       grayscale p 0.2, flip), then the model resizes to 224; theirs crops to 224 in PIL and
@@ -245,7 +248,8 @@ def fine_tune(
       distance of normalised features: the same ranking, so the same AUROC;
     * steps per epoch drop the last partial batch; ``precision="auto"`` may run the
       backbone in bf16 (the loss is float32); theirs is float32 throughout;
-    * ``msc_angular``: see ``mclviz.train`` (weight 4 matches their ``--angular`` term).
+    * ``msc_angular``: see the ``msc`` entry of ``mclviz.methods`` (weight 4 matches their
+      ``--angular`` term).
 
     Args:
         normal_class: the normal class (0..9 for CIFAR-10).
@@ -258,7 +262,7 @@ def fine_tune(
         progress: show a progress bar.
 
     Returns:
-        The :class:`~mclviz.train.TrainResult`; ``describe_pretrained(result.config)`` names
+        The :class:`~mclviz.training.TrainResult`; ``describe_pretrained(result.config)`` names
         the starting backbone.
     """
     cfg = msc_config(normal_class, pretrained=pretrained, config=config)

@@ -15,6 +15,8 @@ def lr_at(
     """The learning rate of ``step``: optional linear warm-up, then cosine annealing to 0
     (the paper, without warm-up) or a linear decay to 0 (``schedule="linear"``, the fast
     records' shape) over the remaining steps."""
+    if schedule not in ("cosine", "linear"):
+        raise ValueError(f"schedule={schedule!r}: choose 'cosine' or 'linear'")
     if warmup_steps and step < warmup_steps:
         return base_lr * (step + 1) / warmup_steps
     t = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))

@@ -15,8 +15,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from mclviz import distributed as du
 from mclviz import losses
+from mclviz.training import distributed as du
 
 
 def _model():
@@ -81,7 +81,7 @@ def test_gather_is_identity_without_process_group():
     du.shutdown()  # a no-op without a group, as after a single-process run
 
 
-def _train_worker(rank, world, port, method, out_dir):
+def _train_worker(rank, world, port, arch, method, out_dir):
     os.environ.update(
         {
             "MASTER_ADDR": "127.0.0.1",
@@ -93,12 +93,14 @@ def _train_worker(rank, world, port, method, out_dir):
     )
     torch.set_num_threads(1)
     from mclviz.config import Config
-    from mclviz.train import train
+    from mclviz.training import train
 
     g = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
     y = torch.arange(64) % 4
-    cfg = Config.preset("tiny", method=method, batch_size=32, epochs=1, precision="fp32")
+    cfg = Config.preset(
+        "tiny", method=method, batch_size=32, epochs=1, precision="fp32", **_ARCHS[arch]
+    )
     result = train(cfg, data=(x, y), progress=False)
     torch.save(
         {k: v for k, v in result.model.state_dict().items()}, os.path.join(out_dir, f"w{rank}.pt")
@@ -106,15 +108,28 @@ def _train_worker(rank, world, port, method, out_dir):
     _leave()
 
 
+#: the backbones of the distributed runs: the tiny preset's ResNet, and FastNet at test size
+_ARCHS = {"resnet18": {}, "fastnet": {"arch": "fastnet", "width": 0.25}}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["mcl", "rot", "ce"])
-def test_torchrun_style_training_keeps_ranks_in_sync(tmp_path, method):
+@pytest.mark.parametrize(
+    "arch, method",
+    [
+        ("resnet18", "mcl"),
+        ("resnet18", "rot"),
+        ("resnet18", "ce"),
+        ("fastnet", "mcl"),  # a contrastive loss over the gathered batch
+        ("fastnet", "ce"),  # per-process loss, unused projection head
+    ],
+)
+def test_torchrun_style_training_keeps_ranks_in_sync(tmp_path, arch, method):
     import socket
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.spawn(_train_worker, args=(2, port, method, str(tmp_path)), nprocs=2)
+    mp.spawn(_train_worker, args=(2, port, arch, method, str(tmp_path)), nprocs=2)
     a, b = torch.load(tmp_path / "w0.pt"), torch.load(tmp_path / "w1.pt")
     # parameters stay identical across ranks (DDP averages gradients); batch-norm running
     # statistics are per-process and broadcast from rank 0 at each forward, so skip them
@@ -124,7 +139,14 @@ def test_torchrun_style_training_keeps_ranks_in_sync(tmp_path, method):
     from mclviz.checkpoint import build_model_from_config
     from mclviz.config import Config
 
-    cfg = Config.preset("tiny", method=method, extra={"num_classes": 4})
+    cfg = Config.preset("tiny", method=method, num_classes=4, **_ARCHS[arch])
+    torch.manual_seed(0)  # train() seeds the initialisation with config.seed = 0
     fresh = build_model_from_config(cfg).state_dict()
-    moved = [k for k in a if a[k].is_floating_point() and not torch.equal(a[k], fresh[k])]
+    # FastNet's whitening filters are set from the images, not trained: leave them out
+    moved = [
+        k
+        for k in a
+        if a[k].is_floating_point() and "whiten.weight" not in k and not torch.equal(a[k], fresh[k])
+    ]
     assert moved, "training changed no weight"
+    assert a["head.0.weight"].shape == fresh["head.0.weight"].shape

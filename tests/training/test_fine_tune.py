@@ -1,4 +1,4 @@
-"""Tests for mclviz.one_class: mean-shifted fine-tuning (Reiss & Hoshen 2021), one class.
+"""Tests for mclviz.training.one_class: mean-shifted fine-tuning (Reiss & Hoshen 2021), one class.
 
 Tiny real runs on CIFAR-10: a few seconds of SimCLR pre-training (tiny preset, 512 images)
 gives a weak backbone whose kNN features still tell ships from animals (their colours
@@ -6,11 +6,13 @@ differ), so the one-class runs here use "ship" as the normal class and the anima
 as anomalies; measured with pre-training seeds 0-4 the kNN AUROC after fine-tuning was
 0.72-0.83 (0.81 for the seed used here), hence the 0.65 bound. The ImageNet path runs on
 random weights saved into a fake torch hub cache: nothing is ever downloaded.
+
+The evaluation side (``knn_auroc``, ``one_class_table``, ``evaluate_one_class``) is tested
+in ``tests/evaluation/test_one_class_eval.py``.
 """
 
 from __future__ import annotations
 
-import json
 import math
 
 import pytest
@@ -18,24 +20,20 @@ import torch
 import torch.nn.functional as F
 
 from mclviz import checkpoint as ckpt
-from mclviz.__main__ import main
+from mclviz import methods
 from mclviz.config import Config
-from mclviz.device import resolve_precision
+from mclviz.evaluation import knn_auroc
 from mclviz.losses import mean_shifted
-from mclviz.models import build_model
-from mclviz.one_class import (
+from mclviz.models import build_model, imagenet_weights_file, load_imagenet_backbone
+from mclviz.training import (
     MSC_RECIPE,
     OneClassData,
-    evaluate_one_class,
+    describe_pretrained,
     fine_tune,
-    imagenet_weights_file,
-    knn_auroc,
-    load_imagenet_backbone,
     load_one_class_data,
     msc_config,
-    one_class_table,
+    train,
 )
-from mclviz.train import _Stepper, prepare_data, train
 from mclviz.transforms import SimCLRAugment, to_float, two_views
 
 SHIP = 8
@@ -134,7 +132,7 @@ def test_fine_tune_lowers_the_loss_and_beats_chance(ship_run, simclr_ckpt, ships
     auroc = knn_auroc(ship_run.model, SHIP, data=ships_vs_animals, train_subset=300, seed=SEED)
     assert auroc > 0.65
     assert ship_run.config.pretrained == str(simclr_ckpt.resolve())
-    assert "simclr checkpoint" in ship_run.config.extra["backbone"]
+    assert "simclr checkpoint" in describe_pretrained(ship_run.config)
 
 
 def test_batch_norm_statistics_stay_frozen(ship_run, simclr_ckpt):
@@ -178,20 +176,25 @@ def _ref_msc_step(z, center, tau, angular) -> float:
 @pytest.mark.parametrize("tau", [0.25, 0.5])
 @pytest.mark.parametrize("angular", [0.0, 0.7])
 def test_msc_step_matches_slow_loop(n_img, tau, angular):
+    """``methods.step`` with the ``msc`` entry (its views, the backbone features, the loss with
+    the run's center) equals the loss written from the equations."""
     cfg = Config.preset(
         "tiny", method="msc", normal_class=0, msc_tau=tau, msc_angular=angular, precision="fp32"
     )
     torch.manual_seed(n_img)
     model = build_model("resnet18", width=0.125, proj_dim=8).eval()
     center = 0.6 * F.normalize(torch.randn(model.feat_dim), dim=0)  # (d,), |c| < 1 like a mean
-    prec = resolve_precision("fp32", torch.device("cpu"))
-    stepper = _Stepper(cfg, model, prec, center)
+    entry = methods.get("msc")
     x = torch.randint(0, 256, (n_img, 3, 32, 32), dtype=torch.uint8)
     y = torch.zeros(n_img, dtype=torch.long)
-    terms = stepper(x, y, torch.Generator().manual_seed(5), torch.Generator().manual_seed(6))
-    views = two_views(x, stepper.contrastive_aug, generator=torch.Generator().manual_seed(5))
+    aug = methods.Augmenters(cfg)
+    views = entry.make_views(x, y, aug, cfg, torch.Generator().manual_seed(5))
+    context = methods.StepContext(cfg, torch.Generator().manual_seed(6), {"center": center})
+    terms = methods.step(entry, lambda v, names: model(v, output=names), views, context)
+    again = two_views(x, aug.contrastive, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(again, views.x)  # two SimCLR views per image, rows 2k / 2k+1
     with torch.no_grad():
-        z = model.features(to_float(views))  # backbone features, not the projection
+        z = model.features(to_float(views.x))  # backbone features, not the projection
     ref = _ref_msc_step(z, center, tau, angular)
     assert float(terms["loss"].detach()) == pytest.approx(ref, rel=1e-5, abs=1e-6)
     assert ("angular" in terms) == bool(angular)
@@ -212,7 +215,7 @@ def test_missing_imagenet_weights_error(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="resnet50-0676ba61.pth"):
         imagenet_weights_file("tv-resnet50")
     with pytest.raises(FileNotFoundError, match="resnet18-f37072fd.pth"):
-        msc_config(0, pretrained="imagenet")
+        msc_config(0, pretrained="imagenet")  # before any data is loaded
     assert not any(tmp_path.rglob("*.pth"))
 
 
@@ -241,8 +244,9 @@ def test_imagenet_path_with_fake_torch_cache(tmp_path, monkeypatch, ships_vs_ani
         SHIP, pretrained="imagenet", config=_msc_cfg(epochs=1, batch_size=4, train_subset=8)
     )
     assert (cfg.arch, cfg.width, cfg.normalize_input) == ("tv-resnet18", 1.0, True)
-    assert "resnet18-f37072fd.pth" in cfg.extra["backbone"]
-    assert "NOT torchvision's file" in cfg.extra["backbone"]  # the hash tells fake weights apart
+    backbone = describe_pretrained(cfg)
+    assert "resnet18-f37072fd.pth" in backbone
+    assert "NOT torchvision's file" in backbone  # the hash tells fake weights apart
     run = fine_tune(
         SHIP,
         pretrained="imagenet",
@@ -253,6 +257,7 @@ def test_imagenet_path_with_fake_torch_cache(tmp_path, monkeypatch, ships_vs_ani
     )
     ck = ckpt.load(run.checkpoint)
     assert ck.config.arch == "tv-resnet18" and ck.config.pretrained == "imagenet"
+    assert ck.metrics["backbone"] == backbone  # recorded with the run
     ships = ships_vs_animals.normal_train(SHIP, 8, SEED)
     torch.testing.assert_close(
         torch.tensor(ck.metrics["center"]), _center(model, ships), rtol=1e-4, atol=1e-5
@@ -262,84 +267,8 @@ def test_imagenet_path_with_fake_torch_cache(tmp_path, monkeypatch, ships_vs_ani
         assert not torch.equal(ck.model.backbone.conv1.weight, net.conv1.weight)  # fine-tuned
 
 
-# ----------------------------------------------------------------- CLI and evaluation
-def test_cli_msc_from_checkpoint_and_evaluate(tmp_path, data_root, simclr_ckpt, capsys):
-    args = [
-        "train",
-        "--method",
-        "msc",
-        "--normal-class",
-        "3",
-        "--pretrained",
-        str(simclr_ckpt),
-        "--preset",
-        "tiny",
-        "--train-subset",
-        "64",
-        "--epochs",
-        "1",
-        "--batch-size",
-        "32",
-        "--precision",
-        "fp32",
-        "--data-root",
-        str(data_root),
-        "--quiet",
-    ]
-    assert main([*args, "--out", str(tmp_path / "run")]) == 0
-    out = json.loads(capsys.readouterr().out)
-    ck = ckpt.load(out["checkpoint"])
-    assert (ck.config.method, ck.config.normal_class) == ("msc", 3)
-    assert ck.config.pretrained == str(simclr_ckpt) and len(ck.metrics["center"]) == 64
-
-    # the checkpoint's config draws the same 64 cat images as OneClassData.normal_train
-    data = load_one_class_data(data_root=data_root, test_subset=300)
-    assert torch.equal(prepare_data(ck.config)[0], data.normal_train(3, 64, ck.config.seed))
-    res = evaluate_one_class(out["checkpoint"], data_root=data_root, test_subset=300)
-    assert res["normal_class"] == 3 and res["name"] == "cat"
-    assert (res["n_train"], res["n_test"]) == (64, 300)
-    assert res["auroc"] == pytest.approx(knn_auroc(ck.model, 3, data=data, train_subset=64))
-    assert "from pretrained=" in res["backbone"]  # trained by the CLI, not fine_tune
-
-    # a config whose backbone does not fit the checkpoint: a clear error, exit code 2
-    assert main([*args, "--width", "0.25", "--out", str(tmp_path / "bad")]) == 2
-    assert "width=0.125 (config: 0.25)" in capsys.readouterr().err
-
-
-def test_one_class_table(simclr_ckpt, ships_vs_animals):
-    df = one_class_table(
-        [SHIP],
-        pretrained=simclr_ckpt,
-        epochs=1,
-        train_subset=64,
-        mcl_checkpoint=simclr_ckpt,
-        config=_msc_cfg(),
-        data=ships_vs_animals,
-        progress=False,
-    )
-    assert list(df.columns) == [
-        "class",
-        "name",
-        "knn_pretrained",
-        "msc",
-        "mcl_mahalanobis",
-        "backbone",
-    ]
-    assert df["class"].tolist() == [SHIP, "mean"] and df["name"].tolist() == ["ship", "mean"]
-    for col in ("knn_pretrained", "msc", "mcl_mahalanobis"):
-        assert 0.0 <= df[col].iloc[0] <= 1.0 and df[col].iloc[1] == df[col].iloc[0]
-    start = ckpt.load(simclr_ckpt).model
-    assert df["knn_pretrained"].iloc[0] == pytest.approx(
-        knn_auroc(start, SHIP, data=ships_vs_animals, train_subset=64)
-    )
-    assert "simclr checkpoint" in df["backbone"].iloc[0]
-    assert df.attrs["config"]["epochs"] == 1 and df.attrs["n_test"] == len(
-        ships_vs_animals.test_labels
-    )
-
-
 # ------------------------------------------------------------------------------ errors
-def test_errors(tmp_path, simclr_ckpt, cifar):
+def test_errors(tmp_path, cifar):
     with pytest.raises(ValueError, match="pretrained=None"):
         fine_tune(0, pretrained=None)
     with pytest.raises(FileNotFoundError, match="neither 'imagenet' nor an existing"):
@@ -355,5 +284,3 @@ def test_errors(tmp_path, simclr_ckpt, cifar):
             data=(x, torch.zeros(4).long()),
             progress=False,
         )
-    with pytest.raises(ValueError, match="is a 'simclr' checkpoint"):
-        evaluate_one_class(simclr_ckpt)

@@ -1,4 +1,5 @@
-"""Fast-mode retraining against a tiny real backbone; full mode; scoring helpers."""
+"""mclviz.evaluation.retrain: fast-mode retraining against a tiny real backbone (and the
+feature cache it trains on); full mode; scoring helpers."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ import torch
 from mclviz.checkpoint import Checkpoint
 from mclviz.config import Config
 from mclviz.data import load_images
-from mclviz.evaluate import EvalData, evaluate
-from mclviz.retrain import (
+from mclviz.evaluation import EvalData, evaluate
+from mclviz.evaluation.retrain import (
     RETRAIN_METHODS,
-    FeatureCache,
     default_ways,
     retrain_full,
     retrain_head,
@@ -19,7 +19,7 @@ from mclviz.retrain import (
     score_model,
 )
 from mclviz.scoring import fit_gaussians, gaussian_scores
-from mclviz.train import train
+from mclviz.training import FeatureCache, train
 from mclviz.transforms import SimCLRAugment, rotate
 
 
@@ -138,6 +138,10 @@ def test_should_stop_and_callback(cache):
         should_stop=lambda: True,
     )
     assert r.stopped_early and len(r.history) == 1 and seen[0]["kind"] == "epoch"
+    # the partial epoch (1 of 4 steps) as the callback saw it
+    assert r.history[0]["epoch"] == 0.25 and r.history == [
+        {k: v for k, v in seen[0].items() if k != "kind"}
+    ]
 
 
 def test_bad_arguments_name_the_value_and_the_fix(cache, backbone, cifar):
@@ -241,5 +245,7 @@ def test_retrain_full_trains_stops_and_scores(cifar):
     assert r.mode == "full" and r.stopped_early and r.method == "ccm"
     assert [e["step"] for e in events if e["kind"] == "step"] == [1, 2]
     assert r.params["alpha"] == 0.5 and r.params["epochs"] == 3
+    assert [h["epoch"] for h in r.history] == [0.5]  # 2 of 4 steps: the partial epoch
+    assert r.history[0]["step"] == 2 and "loss" in r.history[0]
     assert r.z_test.shape == (60, 1, 32) and 0 <= r.auroc["gaussian"] <= 1
     assert "Full mode: whole network" in r.summary()

@@ -1,0 +1,199 @@
+"""The paper's Figures 1, 4 and 5 from the evaluation's embeddings and scores.
+
+Nothing is embedded or scored here: the figures read the :class:`~mclviz.evaluation.Scores`
+each model's evaluation returned (its ``outputs`` hold the embeddings). Each figure is
+written as PDF and PNG (:func:`export_figure`; a plotly figure falls back to a matplotlib
+copy when kaleido finds no Chrome).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from matplotlib.figure import Figure
+
+from ..plots import (
+    TEXT_WIDTH,
+    class_name,
+    export,
+    failure_cases,
+    failure_gallery,
+    nearest_neighbours,
+    paper_rc,
+    projection_figure,
+    score_distribution,
+)
+from .compared import ComparedModel, missing_reason, no_sei, sei
+from .ood import ood_label
+
+__all__ = ["FIGURE1_MODELS", "export_figure", "make_figures", "plotly_scatter_to_mpl"]
+
+#: the models of Figure 1, in the paper's order
+FIGURE1_MODELS = ("simclr", "supclr", "ccm", "mcl")
+
+Made = tuple[dict[str, list[Path]], dict[str, str]]  # ({key: files}, {key: caption or reason})
+
+
+def export_figure(fig, stem: Path) -> list[Path]:
+    """PDF and PNG of a figure (``plots.export``); plotly falls back to matplotlib."""
+    paths = []
+    for suffix in (".pdf", ".png"):
+        try:
+            paths.append(export(fig, stem.with_suffix(suffix), scale=2 if suffix == ".png" else 1))
+        except RuntimeError:
+            if not isinstance(fig, go.Figure):
+                raise
+            paths.append(export(plotly_scatter_to_mpl(fig), stem.with_suffix(suffix)))
+    return paths
+
+
+def plotly_scatter_to_mpl(fig: go.Figure) -> Figure:
+    """A matplotlib copy of a plotly scatter grid (used when kaleido has no Chrome)."""
+    titles = [a.text for a in fig.layout.annotations]
+    ncol = max(1, len(titles))
+    with paper_rc({"figure.figsize": (TEXT_WIDTH, TEXT_WIDTH / ncol + 0.6)}):
+        out = Figure(layout="constrained")
+        axes = out.subplots(1, ncol, squeeze=False)[0]
+        for tr in fig.data:
+            k = int((tr.xaxis or "x")[1:] or 1) - 1
+            axes[k].scatter(tr.x, tr.y, s=2, c=tr.marker.color, label=tr.name if k == 0 else None)
+        for ax, t in zip(axes, titles, strict=False):
+            ax.set_title(t)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        out.legend(loc="outside lower center", ncol=6, markerscale=3)
+    return out
+
+
+def _best(mcl: ComparedModel):
+    """MCL's setting with the most SEI views it was evaluated in, w-avg (Figures 4, 5)."""
+    w = max(mcl.sei)
+    return sei("mcl", w, "w-avg") if w > 1 else no_sei("mcl")
+
+
+def _figure1(
+    models: dict[str, ComparedModel], data, claim_ood: str, names: list[str], out: Path
+) -> Made:
+    """Projections of the same test sample (+ OOD in grey) for the four models."""
+    panel = [m for m in FIGURE1_MODELS if m in models and models[m].ok]
+    if not panel:
+        return {}, {"fig1": "Figure 1 not made: " + missing_reason(models, list(FIGURE1_MODELS))}
+    yte, x_ood = data.test[1], data.ood[claim_ood]
+    rng = np.random.default_rng(0)
+    n_in, n_out = min(len(yte), 2000), min(len(x_ood), 500)
+    i_in = np.sort(rng.choice(len(yte), n_in, replace=False))
+    i_out = np.sort(rng.choice(len(x_ood), n_out, replace=False))
+    embs = {}
+    for m in panel:  # view 0 (the plain image) of the embeddings evaluate computed
+        outputs = models[m].scores.outputs
+        z_in = outputs.get("z", "test", 1)[:, 0]
+        z_out = outputs.get("z", f"ood:{claim_ood}", 1)[:, 0]
+        embs[m] = torch.cat([z_in[i_in], z_out[i_out]])
+    labels = torch.cat([yte[i_in], torch.full((n_out,), -1, dtype=torch.long)])
+    fig = projection_figure(embs, labels, class_names=names, sample=None, seed=0)
+    missing = [m for m in FIGURE1_MODELS if m not in panel]
+    note = (
+        f"Figure 1: t-SNE of the projection z of {n_in} CIFAR-10 test images "
+        f"(coloured by class) and {n_out} {ood_label(claim_ood)} images (grey), the same "
+        f"points for every model ({', '.join(panel)}); seed 0."
+        + (f" Not shown: {', '.join(missing)} (not evaluated)." if missing else "")
+    )
+    return {"fig1": export_figure(fig, out / "fig1_projection")}, {"fig1": note}
+
+
+def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> Made:
+    """Score distributions, MCL + SEI (its most views, w-avg) and MCL without SEI."""
+    files, notes = {}, {}
+    best = _best(mcl)
+    label = ood_label(claim_ood)
+    for key, s in (("fig5", best), ("fig5_nosei", no_sei("mcl"))):
+        entry = mcl.detector_scores(s)
+        fig = score_distribution(
+            entry.score_in,
+            (entry.pred == data.test[1]).numpy(),
+            entry.score_out[claim_ood],
+            ood_name=label,
+            backend="matplotlib",
+        )
+        stem = "fig5_scores" if key == "fig5" else "fig5_scores_nosei"
+        files[key] = export_figure(fig, out / stem)
+        notes[key] = (
+            f"Figure 5{'' if key == 'fig5' else ', without SEI'}: scores of MCL "
+            f"({s.label()}): CIFAR-10 test images classified correctly / wrongly, "
+            f"and {label}; dashed: the threshold keeping 95% of IND."
+        )
+    return files, notes
+
+
+def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Path) -> Made:
+    """OOD images scored most IND, misclassified IND images, their nearest train images."""
+    (xtr, ytr), (xte, yte) = data.train, data.test
+    x_ood, label = data.ood[claim_ood], ood_label(claim_ood)
+    best = _best(mcl)
+    entry = mcl.detector_scores(best)
+    cases = failure_cases(entry.score_in, entry.pred, yte, entry.score_out[claim_ood], n=4)
+    outputs = mcl.scores.outputs
+    z_tr = outputs.get("z", "train", 1)
+    z_te = outputs.get("z", "test", 1)
+    z_oo = outputs.get("z", f"ood:{claim_ood}", 1)
+    o_idx, m_idx = cases["ood_idx"], cases["misclassified_idx"]
+    # the class and score the same SEI aggregation gave the OOD cases
+    o_pred = entry.pred_out[claim_ood][o_idx]
+    o_score = entry.score_out[claim_ood][o_idx]
+    queries = torch.cat([z_oo[o_idx, 0], z_te[m_idx, 0]])
+    if not len(queries):
+        return {}, {"fig4": "Figure 4 not made: no OOD image and no misclassified test image."}
+    images = torch.cat([x_ood[o_idx], xte[m_idx]])
+    titles = [
+        f"{label.split(' (')[0]}\npred {class_name(int(p), names)}\ns={float(sc):.3g}"
+        for p, sc in zip(o_pred, o_score, strict=True)
+    ]
+    titles += [
+        f"GT {class_name(int(yte[i]), names)}\npred {class_name(int(entry.pred[i]), names)}\n"
+        f"s={float(entry.score_in[i]):.3g}"
+        for i in m_idx
+    ]
+    k = min(5, len(ytr))
+    dist, idx = nearest_neighbours(queries, z_tr[:, 0], k=k)
+    nn = torch.from_numpy(idx)
+    fig = failure_gallery(images, titles, xtr[nn], ytr[nn], dist, class_names=names)
+    note = (
+        f"Figure 4: failure cases of MCL ({best.label()}): the {len(o_idx)} "
+        f"{label} images scored most in-distribution (top rows) and the "
+        f"{len(m_idx)} misclassified CIFAR-10 test images with the highest "
+        f"scores, each with its {k} nearest training images (cosine distance "
+        "of the projection z, plain view)."
+    )
+    return {"fig4": export_figure(fig, out / "fig4_failures")}, {"fig4": note}
+
+
+def make_figures(
+    models: dict[str, ComparedModel],
+    data,
+    claim_ood: str,
+    names: list[str],
+    out: Path,
+) -> Made:
+    """Figures 1, 4, 5 into ``out``; returns ({key: files}, {key: caption or reason not made}).
+
+    Args:
+        models: the evaluated models (their ``scores`` hold embeddings and scores).
+        data: the evaluation images (:class:`~mclviz.evaluation.EvalData`).
+        claim_ood: the OOD set shown.
+        names: the class names.
+        out: the report folder.
+    """
+    files, notes = _figure1(models, data, claim_ood, names, out)
+    mcl = models.get("mcl")
+    if mcl is None or not mcl.ok:
+        reason = missing_reason(models, ["mcl"])
+        notes["fig4"] = f"Figure 4 not made: {reason}"
+        notes["fig5"] = f"Figure 5 not made: {reason}"
+        return files, notes
+    for made in (_figure5(mcl, data, claim_ood, out), _figure4(mcl, data, claim_ood, names, out)):
+        files.update(made[0])
+        notes.update(made[1])
+    return files, notes

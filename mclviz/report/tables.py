@@ -1,0 +1,385 @@
+"""The report's tables: the paper's Tables 1-5 with our numbers, the open set, the budget.
+
+* :func:`reproduced_table`: one paper table in its shape, the paper's rows (those we do
+  not run say why), our setting and numbers, the published ones and the differences
+  (``mclviz.paper_numbers``); the numbers in percent.
+* :func:`openset_table`: the open-set model (6 known / 4 unknown CIFAR-10 classes).
+* :func:`budget_table`, :func:`preset_differences_table`: how each checkpoint was trained,
+  and where its config differs from the preset; :func:`data_caveats` quotes the data
+  root's README.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import PRESETS, Config
+from .compared import MSP, OPEN_SET, ComparedModel, Setting, no_sei, sei
+from .ood import PAPER_OOD, ablation_ood, ood_column
+
+__all__ = [
+    "TABLE_ROWS",
+    "budget_table",
+    "config_differences",
+    "data_caveats",
+    "openset_table",
+    "precision_note",
+    "preset_differences_table",
+    "reproduced_table",
+]
+
+# Table rows: (paper row name, our setting) or (paper row name, reason it is not run).
+_NOT_IMPL = "not run: not implemented in mclviz"
+_NO_FINETUNE = "not run: mclviz has no fine-tuning stage"
+_NO_DA = "not run: no mclviz method trains on rotated images without rotation labels"
+#: the rows of each paper table: (paper row, our setting or why it is not run)
+TABLE_ROWS: dict[str, list[tuple[str, Setting | str]]] = {
+    "table1": [
+        ("Baseline", MSP["ce"]),
+        ("ODIN", _NOT_IMPL + " (temperature scaling + input pre-processing)"),
+        ("Mahalanobis", no_sei("ce")),
+        ("Auxiliary Rotation", MSP["rot"]),
+        ("Outlier Exposure", _NOT_IMPL + " (needs auxiliary OOD training data)"),
+        ("SupCLR", no_sei("supclr")),
+        ("CSI + SupCLR", _NOT_IMPL),
+        ("CSI + SupCLR + Ensemble", _NOT_IMPL),
+        ("Auxiliary Rotation + SEI", sei("rot")),
+        ("MCL + SEI", sei("mcl")),  # renamed to the paper's ResNet-18 / ResNet-34 row
+        ("SimCLR (ours only, no fine-tuning)", no_sei("simclr")),
+    ],
+    "table2": [
+        ("SupCLR", no_sei("supclr")),
+        ("MCL", no_sei("mcl")),
+        ("MCL + SEI", sei("mcl")),
+    ],
+    "table3": [
+        ("Baseline (w/o NT-Xent)", MSP["ce"]),
+        ("SimCLR (CE fine-tuned)", _NO_FINETUNE),
+        ("SimCLR (joint fine-tuned)", _NO_FINETUNE),
+        ("MCL (w/o SPA, w/o aux)", no_sei("ccm")),
+        ("MCL (w/o aux)", no_sei("mcl-noaux")),
+        ("MCL (CE fine-tuned)", _NO_FINETUNE),
+        ("MCL", no_sei("mcl")),
+        ("SimCLR (ours only, no fine-tuning)", no_sei("simclr")),
+    ],
+    "table4": [
+        ("MCL + w/o SEI", no_sei("mcl")),
+        *[
+            (f"MCL + {w}-way SEI {a}", sei("mcl", w, a))
+            for w in (4, 8)
+            for a in ("avg", "max", "w-avg")
+        ],
+    ],
+    "table5": [
+        ("MCL + w/o Aux", no_sei("mcl-noaux")),
+        ("MCL + w/o Aux + SEI w-avg", sei("mcl-noaux")),
+        ("MCL + DA", _NO_DA),
+        ("MCL + DA + SEI w-avg", _NO_DA),
+        ("MCL + Aux", no_sei("mcl")),
+        ("MCL + Aux + SEI w-avg", sei("mcl")),
+    ],
+}
+#: the wide tables (one AUROC column per OOD set of the paper) and their columns
+_WIDE = ("table1", "table2")
+_WIDE_PAPER_COLUMNS = ("svhn", "lsun_fix", "imagenet_fix", "cifar100")
+
+
+# ----------------------------------------------------------------------------- paper tables
+
+
+def _row_specs(name: str, models: dict[str, ComparedModel]) -> list[tuple[str, Setting | str]]:
+    """The table's rows; in Table 1 our MCL fills the paper row of its backbone."""
+    specs = list(TABLE_ROWS[name])
+    if name == "table1":
+        mcl = models.get("mcl")
+        arch = mcl.checkpoint.config.arch if mcl is not None and mcl.ok else "resnet18"
+        tag = {"resnet18": "ResNet-18", "resnet34": "ResNet-34"}[arch]
+        other = "ResNet-34" if tag == "ResNet-18" else "ResNet-18"
+        i = [r for r, _ in specs].index("MCL + SEI")
+        specs[i] = (f"MCL + SEI ({tag})", specs[i][1])
+        specs.insert(i, (f"MCL + SEI ({other})", f"not run: our MCL is a {tag}"))
+    return specs
+
+
+def _paper_columns(name: str, ood: Sequence[str]) -> dict[str, str]:
+    """{the paper's AUROC column: the OOD set of ours measuring it}."""
+    if name in _WIDE:
+        return {c: o for c, o in PAPER_OOD.items() if o in ood}
+    return {"auroc": ablation_ood(ood)} if ablation_ood(ood) else {}
+
+
+def _row_numbers(
+    name: str,
+    row: str,
+    spec: Setting | str,
+    models: dict[str, ComparedModel],
+    ood: Sequence[str],
+    pairs: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the row's setting, status and our numbers per OOD set; the values compared with
+    the paper's, None when the row was not run)."""
+    info: dict[str, Any] = {"row": row}
+    if isinstance(spec, str):
+        info.update(model="", setting="", status=spec)
+        return info, None
+    model = models.get(spec.model)
+    first = model.row(spec, ood[0]) if model is not None else None
+    info.update(
+        model=spec.model,
+        detector=spec.detector,
+        ways=spec.ways,
+        aggregation=spec.aggregation,
+        variant=spec.variant,
+        setting=spec.label(),
+    )
+    if first is None:
+        reason = "not in methods" if model is None else model.status
+        info["status"] = f"not run: {reason}"
+        return info, None
+    info["status"] = "ours"
+    values = {"row": row, "acc": 100 * float(first["accuracy"])}
+    for col, o in pairs.items():
+        values[col] = 100 * float(model.row(spec, o)["auroc"])
+    for o in ood:
+        r = model.row(spec, o)
+        info[f"auroc_{ood_column(o)}_ours"] = 100 * float(r["auroc"])
+        info[f"fpr95_{ood_column(o)}_ours"] = 100 * float(r["fpr95"])
+    if spec.ways > 1 or name in ("table4", "table5"):
+        off = spec._replace(variant="official")
+        info["acc_official"] = 100 * float(model.row(off, ood[0])["accuracy"])
+        for col, o in pairs.items():
+            info[f"{col}_official"] = 100 * float(model.row(off, o)["auroc"])
+    return info, values
+
+
+def _column_order(out: pd.DataFrame, pairs: dict[str, str], ood: Sequence[str]) -> list[str]:
+    first = [
+        "row",
+        "model",
+        "detector",
+        "ways",
+        "aggregation",
+        "variant",
+        "setting",
+        "status",
+        "acc_ours",
+        "acc_paper",
+        "acc_diff",
+    ]
+    for c in pairs:
+        first += [f"{c}_ours", f"{c}_paper", f"{c}_diff"]
+    first += [f"{c}_paper" for c in ("auroc", *_WIDE_PAPER_COLUMNS)]
+    for o in ood:
+        first += [f"auroc_{ood_column(o)}_ours", f"fpr95_{ood_column(o)}_ours"]
+    first = [c for c in dict.fromkeys(first) if c in out.columns]
+    return first + [c for c in out.columns if c not in first]
+
+
+def reproduced_table(
+    name: str, models: dict[str, ComparedModel], ood: Sequence[str]
+) -> pd.DataFrame:
+    """One paper table in its shape: paper rows, our setting and numbers, paper's, diff.
+
+    Args:
+        name: ``"table1"`` ... ``"table5"``.
+        models: the evaluated models.
+        ood: our OOD sets.
+
+    Returns:
+        One row per paper row (in the paper's order) with ``row, model, detector, ways,
+        aggregation, variant, setting, status`` ("ours" or "not run: ..."), ``acc_*`` and
+        each AUROC column of the paper as ``<col>_ours, <col>_paper, <col>_diff`` (percent),
+        our AUROC and FPR at 95% TPR on every OOD set, and for SEI rows the official
+        variant's numbers.
+    """
+    from ..paper_numbers import comparison_table, paper_table
+
+    paper = paper_table(name)
+    specs = _row_specs(name, models)
+    pairs = _paper_columns(name, ood)
+    ours_rows, meta = [], []
+    for row, spec in specs:
+        info, values = _row_numbers(name, row, spec, models, ood, pairs)
+        meta.append(info)
+        if values is not None:
+            ours_rows.append(values)
+    ours = pd.DataFrame(ours_rows, columns=["row", "acc", *pairs])
+    if ours.empty:  # comparison_table needs a metric column: give it an empty frame
+        ours = pd.DataFrame({"row": pd.Series([], dtype=object), "acc": pd.Series([], dtype=float)})
+    cmp = comparison_table(ours, name)
+    out = pd.DataFrame(meta).set_index("row").join(cmp, how="left")
+    # order: paper rows (as in the paper) then ours, as specified
+    out = out.loc[[r for r, _ in specs]]
+    # the paper's AUROC columns even where none of ours is there to compare
+    for c in _WIDE_PAPER_COLUMNS if name in _WIDE else ("auroc",):
+        if f"{c}_paper" not in out.columns:
+            out[f"{c}_paper"] = [paper[c].get(r, np.nan) for r in out.index]
+    for c in ("acc_paper", "acc_ours", "acc_diff"):
+        if c not in out.columns:
+            out[c] = (
+                [paper["acc"].get(r, np.nan) for r in out.index] if c == "acc_paper" else np.nan
+            )
+    out.index.name = "row"
+    out = out.reset_index()
+    if "ways" in out.columns:
+        out["ways"] = out["ways"].astype("Int64")
+    return out[_column_order(out, pairs, ood)]
+
+
+def openset_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
+    """The open-set model's rows (paper variant): accuracy on the known classes, AUROC of
+    known vs unknown test images; one 'not run' row when it was not evaluated."""
+    model = models.get(OPEN_SET)
+    row0 = "MCL (open set: 6 known / 4 unknown CIFAR-10 classes)"
+    if model is None or not model.ok:
+        reason = "open_set=False" if model is None else model.status
+        return pd.DataFrame(
+            [{"row": row0, "model": OPEN_SET, "setting": "", "status": f"not run: {reason}"}]
+        )
+    rows = []
+    t = model.table[(model.table["ood"] == "open-set") & (model.table["variant"] == "paper")]
+    for _, r in t.iterrows():
+        s = Setting(OPEN_SET, r["detector"], int(r["ways"]), r["aggregation"], r["variant"])
+        rows.append(
+            {
+                "row": row0,
+                "model": OPEN_SET,
+                "setting": s.label(),
+                "status": "ours",
+                "detector": s.detector,
+                "ways": s.ways,
+                "aggregation": s.aggregation,
+                "variant": s.variant,
+                "acc_known": 100 * float(r["accuracy"]),
+                "auroc_unknown": 100 * float(r["auroc"]),
+                "aupr_in": 100 * float(r["aupr_in"]),
+                "aupr_out": 100 * float(r["aupr_out"]),
+                "fpr95": 100 * float(r["fpr95"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- budget
+
+
+def config_differences(cfg: Config, preset: str) -> list[tuple[str, Any, Any]]:
+    """(field, checkpoint's value, preset's value) where ``cfg`` differs from ``preset``
+    (same method / known classes); the data root and the class count that training
+    records (``num_classes``, left to the labels by the presets) are no recipe change."""
+    ref = Config.preset(preset, method=cfg.method, known_classes=cfg.known_classes).to_dict()
+    got = cfg.to_dict()
+    diffs = []
+    for key, value in got.items():
+        if key == "data_root":
+            continue
+        want = ref.get(key)
+        if key == "num_classes" and want is None:  # training sets it from the labels
+            continue
+        if key == "extra":  # older checkpoints recorded the class count there
+            value = {k: v for k, v in value.items() if k != "num_classes"}
+            want = {k: v for k, v in (want or {}).items() if k != "num_classes"}
+        if value != want:
+            diffs.append((key, value, want))
+    return diffs
+
+
+def budget_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
+    """How each model was trained and evaluated: one row per model (its status alone when
+    there is no checkpoint)."""
+    rows = []
+    for name, m in models.items():
+        if m.checkpoint is None:
+            rows.append({"model": name, "status": m.status or "not evaluated"})
+            continue
+        ck, cfg = m.checkpoint, m.checkpoint.config
+        hist = ck.metrics.get("history") or [{}]
+        same = [p for p in PRESETS if not config_differences(cfg, p)]
+        rows.append(
+            {
+                "model": name,
+                "status": "evaluated" if m.ok else m.status,
+                "preset": same[0] if same else "none (see the differences)",
+                "checkpoint": str(m.path),
+                "sha256": (ck.sha256 or "")[:12],
+                "method": cfg.method,
+                "arch": cfg.arch,
+                "width": cfg.width,
+                "epochs_done": ck.epoch,
+                "epochs_config": cfg.epochs,
+                "steps": ck.step,
+                "batch_size": cfg.batch_size,
+                "train_images": cfg.train_subset if cfg.train_subset is not None else "all",
+                "known_classes": ",".join(map(str, cfg.known_classes)) if cfg.known_classes else "",
+                "seed": cfg.seed,
+                "device": ck.metrics.get("device", "not recorded"),
+                "precision": ck.metrics.get("precision", "not recorded"),
+                "world_size": ck.metrics.get("world_size", 1),
+                "train_seconds": m.train_seconds,
+                "final_loss": hist[-1].get("loss"),
+                "eval_seconds": round(m.eval_seconds, 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def preset_differences_table(models: dict[str, ComparedModel], preset: str) -> pd.DataFrame:
+    """Every config field where a checkpoint differs from ``preset`` (JSON values), and a
+    row for a run that stopped before its configured epochs."""
+    diffs = []
+    for name, m in models.items():
+        if m.checkpoint is None:
+            continue
+        ck, cfg = m.checkpoint, m.checkpoint.config
+        for key, value, want in config_differences(cfg, preset):
+            diffs.append(
+                {
+                    "model": name,
+                    "field": key,
+                    "checkpoint": json.dumps(value),
+                    f"preset_{preset}": json.dumps(want),
+                }
+            )
+        if ck.epoch < cfg.epochs:
+            diffs.append(
+                {
+                    "model": name,
+                    "field": "epochs completed (preset: configured)",
+                    "checkpoint": json.dumps(ck.epoch),
+                    f"preset_{preset}": json.dumps(cfg.epochs),
+                }
+            )
+    return pd.DataFrame(diffs, columns=["model", "field", "checkpoint", f"preset_{preset}"])
+
+
+def precision_note(models: dict[str, ComparedModel]) -> str:
+    """The embedding precision(s) the evaluation used (``mclviz.device`` decided them)."""
+    names = sorted({m.scores.outputs.precision.name for m in models.values() if m.ok})
+    return "/".join(names) or "no"
+
+
+def data_caveats(data_root: str | None) -> list[str]:
+    """The caveat bullets of the data root's README.md (``Caveats`` section)."""
+    from ..data import data_root as _root
+
+    readme = _root(data_root) / "README.md"
+    if not readme.is_file():
+        return [f"The data root {_root(data_root)} has no README.md: its caveats are unknown."]
+    lines = readme.read_text().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lower().startswith("caveats")), None)
+    if start is None:
+        return [f"{readme} states no caveats section."]
+    bullets: list[str] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("- "):
+            bullets.append(line[2:].strip())
+        elif line.startswith((" ", "\t")) and bullets and line.strip():
+            bullets[-1] += " " + line.strip()
+        elif line.strip() and bullets:
+            break
+    return bullets

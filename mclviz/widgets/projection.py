@@ -1,0 +1,148 @@
+"""ProjectionExplorer: t-SNE / UMAP of several models side by side (paper Figure 1)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._display import _PROJECTIONS, _Displayable, _errors_to, _ipywidgets, _plotly_entry, _show
+
+__all__ = ["ProjectionExplorer"]
+
+
+class ProjectionExplorer(_Displayable):
+    """Side-by-side t-SNE / UMAP of several models (paper Figure 1), OOD set to overlay.
+
+    Args:
+        z_test: {model name: (n, d) test embeddings}, same images in the same order.
+        labels: (n,) test labels.
+        z_ood: {OOD set: {model name: (n_o, d) embeddings}} (may be empty).
+        class_names: names indexed by label.
+        method: "tsne" or "umap" at start.
+        ood: the OOD set at start (default the first; "none" for none).
+        sample: points drawn from test + OOD for every panel (the same for all models).
+        seed: seed of the sample and the projection.
+        cache_dir: projection cache folder (see :func:`mclviz.plots.project`).
+
+    Programmatic use: ``explorer.method.value = "umap"`` or ``explorer.set(ood="gaussian")``
+    redraws; ``explorer.figure`` is the current plotly figure.
+    """
+
+    def __init__(
+        self,
+        z_test: Mapping[str, Any],
+        labels: Any,
+        z_ood: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        class_names: Sequence[str] | None = None,
+        method: str = "tsne",
+        ood: str | None = None,
+        sample: int | None = 600,
+        seed: int = 0,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        w = _ipywidgets()
+        if not z_test:
+            raise ValueError("z_test is empty; pass {model name: (n, d) embeddings}")
+        self.z_test = {k: torch.as_tensor(v) for k, v in z_test.items()}
+        self.labels = torch.as_tensor(labels).long()
+        self.z_ood = {
+            o: {k: torch.as_tensor(v) for k, v in d.items()} for o, d in (z_ood or {}).items()
+        }
+        for o, d in self.z_ood.items():
+            missing = set(self.z_test) - set(d)
+            if missing:
+                raise ValueError(
+                    f"z_ood[{o!r}] lacks the models {sorted(missing)}; give every "
+                    "OOD set an embedding for every model of z_test"
+                )
+        self.class_names, self.sample, self.seed, self.cache_dir = (
+            class_names,
+            sample,
+            seed,
+            cache_dir,
+        )
+        options = ["none", *self.z_ood]
+        if ood is None:
+            ood = next(iter(self.z_ood), "none")
+        if ood not in options:
+            raise ValueError(f"ood={ood!r} is not one of {options}")
+        if method not in dict(_PROJECTIONS).values():
+            raise ValueError(f"method={method!r}: choose 'tsne' or 'umap'")
+        self.method = w.ToggleButtons(options=_PROJECTIONS, value=method, description="projection")
+        self.ood = w.Dropdown(options=options, value=ood, description="OOD set")
+        self.status = w.HTML()
+        self.out = w.Output()
+        self.figure = None
+        self.widget = w.VBox([w.HBox([self.method, self.ood]), self.status, self.out])
+        handler = _errors_to(self.status)(lambda _change: self.update())
+        self.method.observe(handler, names="value")
+        self.ood.observe(handler, names="value")
+        self.update()
+
+    @classmethod
+    def from_models(
+        cls,
+        models: Mapping[str, nn.Module],
+        test: tuple[Tensor, Tensor],
+        ood: Mapping[str, Tensor] | None = None,
+        *,
+        batch_size: int = 512,
+        **kwargs: Any,
+    ) -> ProjectionExplorer:
+        """Embed the test and OOD images with every model (``z = g(f(x))``), then build.
+
+        Args:
+            models: {name: model}, e.g. ``{"SimCLR": ck.model, ...}``.
+            test: (images, labels); ood: {name: images}.
+            kwargs: see the class.
+        """
+        from ..embed import embed
+
+        def z(model: nn.Module, x: Tensor) -> Tensor:
+            return embed(model, x, batch_size=batch_size, progress=False)[:, 0]  # (n, d)
+
+        z_test = {name: z(m, test[0]) for name, m in models.items()}
+        z_ood = {o: {name: z(m, x) for name, m in models.items()} for o, x in (ood or {}).items()}
+        return cls(z_test, test[1], z_ood, **kwargs)
+
+    def set(self, **values: Any) -> ProjectionExplorer:
+        """Set ``method`` and / or ``ood`` (each change redraws); returns self."""
+        for key, value in values.items():
+            if key not in ("method", "ood"):
+                raise ValueError(f"unknown setting {key!r}; ProjectionExplorer has method, ood")
+            getattr(self, key).value = value
+        return self
+
+    def update(self):
+        """Recompute the projections with the current settings and show them."""
+        t0 = time.perf_counter()
+        from ..plots import projection_figure
+
+        ood = self.ood.value
+        emb, labels = dict(self.z_test), self.labels
+        if ood != "none":
+            n_o = len(next(iter(self.z_ood[ood].values())))
+            emb = {k: torch.cat([v, self.z_ood[ood][k]]) for k, v in emb.items()}
+            labels = torch.cat([labels, torch.full((n_o,), -1, dtype=torch.long)])
+        self.status.value = "computing the projections..."
+        self.figure = projection_figure(
+            emb,
+            labels,
+            method=self.method.value,
+            sample=self.sample,
+            seed=self.seed,
+            class_names=self.class_names,
+            cache_dir=self.cache_dir,
+        )
+        _show(self.out, _plotly_entry(self.figure))
+        self.status.value = (
+            f"{self.method.label} of {len(emb)} model(s), OOD set: {ood} "
+            f"({time.perf_counter() - t0:.1f} s)"
+        )
+        return self.figure

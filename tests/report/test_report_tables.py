@@ -1,0 +1,126 @@
+"""mclviz.report.tables: the paper's tables, the open set and the budget of a real run."""
+
+from __future__ import annotations
+
+import numpy as np
+from report_run import TEST_SUBSET, TOL, TRAIN_SUBSET, read_csv
+
+from mclviz.config import Config
+from mclviz.evaluation import evaluate, load_eval_data
+from mclviz.paper_numbers import paper_table
+from mclviz.report import DEFAULT_METHODS, OPEN_SET
+from mclviz.report.tables import config_differences, data_caveats
+
+
+def test_tables_have_the_papers_rows_and_our_numbers(full):
+    for name in ("table1", "table2", "table3", "table4", "table5"):
+        t = read_csv(full.out, name)
+        paper = paper_table(name)
+        assert set(paper.index) <= set(t["row"]), name
+        assert {"acc_ours", "acc_paper", "acc_diff", "status"} <= set(t.columns)
+        ours = t[t["status"] == "ours"]
+        np.testing.assert_allclose(
+            ours["acc_diff"].dropna(), (ours["acc_ours"] - ours["acc_paper"]).dropna()
+        )
+        pap = t.set_index("row").loc[list(paper.index), "acc_paper"]
+        np.testing.assert_allclose(
+            pap.to_numpy(dtype=float), paper["acc"].to_numpy(), equal_nan=True
+        )
+    t1 = read_csv(full.out, "table1").set_index("row")
+    assert t1.loc["MCL + SEI (ResNet-18)", "status"] == "ours"  # tiny is a ResNet-18
+    assert t1.loc["MCL + SEI (ResNet-34)", "status"].startswith("not run")
+    assert t1.loc["ODIN", "status"].startswith("not run")
+    for c in (
+        "imagenet_fix_ours",
+        "imagenet_fix_paper",
+        "imagenet_fix_diff",
+        "auroc_gaussian_ours",
+        "auroc_uniform_ours",
+        "svhn_paper",
+    ):
+        assert c in t1.columns
+    t4 = read_csv(full.out, "table4")
+    assert len(t4) == 7 and (t4["status"] == "ours").all()
+    assert {"auroc_ours", "auroc_paper", "auroc_diff", "acc_official", "auroc_official"} <= set(
+        t4.columns
+    )
+    t5 = read_csv(full.out, "table5").set_index("row")
+    assert t5.loc["MCL + DA", "status"].startswith("not run")
+    assert t5.loc["MCL + w/o Aux + SEI w-avg", "status"] == "ours"
+    op = read_csv(full.out, "openset")
+    assert (op["status"] == "ours").all() and len(op) == 7
+
+
+def test_numbers_equal_the_evaluate_output(full):
+    results = read_csv(full.out, "results")
+    data = load_eval_data(
+        "cifar10", data_root=full.root, train_subset=TRAIN_SUBSET, test_subset=TEST_SUBSET
+    )
+    keys = ["detector", "ways", "aggregation", "variant", "ood"]
+    for model, sei in (("mcl", (1, 4, 8)), ("ce", (1,))):
+        direct = evaluate(
+            full.out / "runs" / model / "checkpoint.safetensors",
+            data=data,
+            sei=sei,
+            cache_dir=full.cache,
+            progress=False,
+        )
+        ours = results[results["model"] == model].drop(columns="model")
+        merged = direct.merge(ours, on=["method", *keys], suffixes=("", "_csv"))
+        assert len(merged) == len(direct) == len(ours)
+        for c in ("accuracy", "auroc", "aupr_in", "aupr_out", "fpr95"):
+            np.testing.assert_allclose(merged[c], merged[f"{c}_csv"], rtol=0, atol=TOL)
+        # the tables carry the same numbers, in percent
+        best = direct[
+            (direct["ways"] == max(sei))
+            & (direct["aggregation"].isin(["w-avg", "none"]))
+            & (direct["variant"] == "paper")
+            & (direct["detector"] == "gaussians")
+        ]
+        tin = best[best["ood"] == "tinyimagenet-resize"].iloc[0]
+        if model == "mcl":
+            row = read_csv(full.out, "table4").set_index("row").loc["MCL + 8-way SEI w-avg"]
+            assert abs(row["auroc_ours"] - 100 * tin["auroc"]) < TOL
+            assert abs(row["acc_ours"] - 100 * tin["accuracy"]) < TOL
+        else:
+            row = read_csv(full.out, "table1").set_index("row").loc["Mahalanobis"]
+            assert abs(row["imagenet_fix_ours"] - 100 * tin["auroc"]) < TOL
+            msp = direct[(direct["detector"] == "msp") & (direct["ood"] == "uniform")].iloc[0]
+            base = read_csv(full.out, "table1").set_index("row").loc["Baseline"]
+            assert abs(base["auroc_uniform_ours"] - 100 * msp["auroc"]) < TOL
+
+
+def test_budget_records_the_runs(full):
+    b = read_csv(full.out, "budget").set_index("model")
+    assert list(b.index) == [*DEFAULT_METHODS, OPEN_SET]
+    assert (b["status"] == "evaluated").all()
+    tiny = Config.preset("tiny")
+    assert (b["epochs_done"] == tiny.epochs).all() and (b["epochs_config"] == tiny.epochs).all()
+    assert (b["seed"] == 0).all() and (b["device"] == "cpu").all()
+    assert b["precision"].isin(["fp32", "bf16"]).all() and (b["train_seconds"] > 0).all()
+    assert b.loc[OPEN_SET, "known_classes"] == "0,1,2,3,4,5"
+    # trained with the tiny preset itself: no field differs from it
+    assert read_csv(full.out, "preset_differences").empty
+    assert "trained with the tiny preset exactly" in full.html
+
+
+def test_preset_differences_are_listed_field_by_field():
+    cfg = Config.preset(
+        "small",
+        method="mcl",
+        epochs=100,
+        batch_size=256,
+        data_root="/somewhere",
+        extra={"num_classes": 10},
+    )
+    diffs = {k: (v, w) for k, v, w in config_differences(cfg, "small")}
+    assert diffs == {"epochs": (100, 15), "batch_size": (256, 128)}
+    assert config_differences(Config.preset("small", method="ccm"), "small") == []
+
+
+def test_data_caveats_come_from_the_readme(tmp_path):
+    assert "no README.md" in data_caveats(str(tmp_path))[0]
+    (tmp_path / "README.md").write_text(
+        "# data\n\nCaveats, to state:\n- one\n  continued\n- two\n\nOther text.\n"
+    )
+    assert data_caveats(str(tmp_path)) == ["one continued", "two"]
