@@ -34,7 +34,7 @@ __all__ = ["FIGURE1_MODELS", "export_figure", "make_figures", "plotly_scatter_to
 #: the models of Figure 1, in the paper's order
 FIGURE1_MODELS = ("simclr", "supclr", "ccm", "mcl")
 
-Made = tuple[dict[str, list[Path]], dict[str, str]]  # ({key: files}, {key: caption or reason})
+_Made = tuple[dict[str, list[Path]], dict[str, str]]  # ({key: files}, {key: caption or reason})
 
 
 def export_figure(fig, stem: Path) -> list[Path]:
@@ -76,7 +76,7 @@ def _best(mcl: ComparedModel):
 
 def _figure1(
     models: dict[str, ComparedModel], data, claim_ood: str, names: list[str], out: Path
-) -> Made:
+) -> _Made:
     """Projections of the same test sample (+ OOD in grey) for the four models."""
     panel = [m for m in FIGURE1_MODELS if m in models and models[m].ok]
     if not panel:
@@ -104,7 +104,7 @@ def _figure1(
     return {"fig1": export_figure(fig, out / "fig1_projection")}, {"fig1": note}
 
 
-def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> Made:
+def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> _Made:
     """Score distributions, MCL + SEI (its most views, w-avg) and MCL without SEI."""
     files, notes = {}, {}
     best = _best(mcl)
@@ -128,7 +128,7 @@ def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> Made:
     return files, notes
 
 
-def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Path) -> Made:
+def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Path) -> _Made:
     """OOD images scored most IND, misclassified IND images, their nearest train images."""
     (xtr, ytr), (xte, yte) = data.train, data.test
     x_ood, label = data.ood[claim_ood], ood_label(claim_ood)
@@ -176,7 +176,7 @@ def make_figures(
     claim_ood: str,
     names: list[str],
     out: Path,
-) -> Made:
+) -> _Made:
     """Figures 1, 4, 5 into ``out``; returns ({key: files}, {key: caption or reason not made}).
 
     Args:

@@ -5,6 +5,12 @@ Evaluation work is shared: the images are loaded once (``load_eval_data``) and p
 ``evaluate`` for every model; the figures and the claims read the embeddings and scores
 ``evaluate`` returns (:class:`mclviz.evaluation.Scores`), so nothing is embedded twice
 (``cache_dir`` also keeps the embeddings on disk between runs).
+
+Cost: on the full sets (50,000 training images fit the Gaussians of each rotation, 10,000
+test images and 10,000 per OOD set, 8 SEI views for mcl / rot / mcl-noaux / mcl-openset,
+1 view for the others) evaluation is about 2.2 million forward passes, most of the run's
+time on a CPU (fp32, as ``evaluate`` embeds). ``train_subset=10000, test_subset=2000``
+cuts it five-fold; the report states the subsets it used.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,29 +114,42 @@ def _wall_time(
     return None
 
 
-def _locate_checkpoints(
-    models: dict[str, ComparedModel],
-    *,
-    train: bool,
-    folder: Path | None,
-    preset: str,
-    out: Path,
-    data_root: str | None,
-    progress: bool,
-    device,
-    bar,
-) -> None:
+@dataclass
+class _Run:
+    """The checked settings of one ``reproduce`` run (see its arguments)."""
+
+    out: Path
+    train: bool
+    preset: str
+    folder: Path | None  # the checkpoints' folder (None with train=True)
+    data_root: str | None
+    train_subset: int | None
+    test_subset: int | None
+    ood: tuple[str, ...]
+    claim_ood: str
+    precision: str
+    device: torch.device
+    n_boot: int
+    figures: bool
+    progress: bool
+    cache: Path  # the embedding cache
+    started: float = field(default_factory=time.perf_counter)  # when the run began
+
+
+def _locate_checkpoints(models: dict[str, ComparedModel], run: _Run, bar) -> None:
     """Step 1: each model's checkpoint, trained here or found, loaded and checked."""
     from ..checkpoint import load
 
     for n, m in models.items():
-        bar.set_postfix_str(f"{'train' if train else 'find'} {n}")
-        if train:
-            m.path, m.train_seconds = _train_one(n, preset, out, data_root, progress)
+        bar.set_postfix_str(f"{'train' if run.train else 'find'} {n}")
+        if run.train:
+            m.path, m.train_seconds = _train_one(
+                n, run.preset, run.out, run.data_root, run.progress
+            )
         else:
-            m.path, m.status, m.manifest_entry = _find_checkpoint(n, folder)
+            m.path, m.status, m.manifest_entry = _find_checkpoint(n, run.folder)
         if m.path is not None:
-            m.checkpoint = load(m.path, device=device)
+            m.checkpoint = load(m.path, device=run.device)
             m.status = config_mismatch(n, m.checkpoint.config)
             if m.train_seconds is None:
                 m.train_seconds = _wall_time(m.manifest_entry, m.checkpoint.metrics, m.path)
@@ -139,18 +159,14 @@ def _locate_checkpoints(
 # ----------------------------------------------------------------------------- evaluation
 
 
-def _load_data(
-    models: dict[str, ComparedModel],
-    ood: Sequence[str],
-    data_root: str | None,
-    train_subset: int | None,
-    test_subset: int | None,
-):
+def _load_data(models: dict[str, ComparedModel], run: _Run):
     """Step 2: the closed-set images, and the open-set ones when its model is there."""
     from ..evaluation import load_eval_data
 
-    subsets = dict(data_root=data_root, train_subset=train_subset, test_subset=test_subset)
-    data = load_eval_data("cifar10", ood=ood, **subsets)
+    subsets = dict(
+        data_root=run.data_root, train_subset=run.train_subset, test_subset=run.test_subset
+    )
+    data = load_eval_data("cifar10", ood=run.ood, **subsets)
     open_model = models.get(OPEN_SET)
     open_data = None
     if open_model is not None and open_model.checkpoint is not None and not open_model.status:
@@ -159,17 +175,7 @@ def _load_data(
     return data, open_data
 
 
-def _evaluate_all(
-    models: dict[str, ComparedModel],
-    data,
-    open_data,
-    *,
-    ood: Sequence[str],
-    precision: str,
-    cache: Path,
-    progress: bool,
-    bar,
-) -> None:
+def _evaluate_all(models: dict[str, ComparedModel], data, open_data, run: _Run, bar) -> None:
     """Step 3: ``evaluate`` every model found on the shared images (table and scores)."""
     from ..evaluation import evaluate
 
@@ -179,12 +185,12 @@ def _evaluate_all(
             try:
                 m.table, m.scores = evaluate(
                     m.checkpoint,
-                    precision=precision,
-                    ood=ood if n != OPEN_SET else (),
+                    precision=run.precision,
+                    ood=run.ood if n != OPEN_SET else (),
                     sei=m.sei,
                     data=open_data if n == OPEN_SET else data,
-                    cache_dir=cache,
-                    progress=progress,
+                    cache_dir=run.cache,
+                    progress=run.progress,
                     return_scores=True,
                 )
             except ValueError as err:  # e.g. too few training images per class
@@ -208,9 +214,72 @@ def _results_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
     return results
 
 
-def _write_csvs(out: Path, frames: dict[str, pd.DataFrame]) -> None:
-    for name, df in frames.items():
-        df.to_csv(out / f"{name}.csv", index=False)
+def _run_info(models: dict[str, ComparedModel], data, run: _Run) -> dict[str, Any]:
+    """What the page's header and caveats say of this run."""
+    source = (
+        f"trained here with preset {run.preset!r} into {run.out / 'runs'}"
+        if run.train
+        else f"checkpoints in {run.folder}"
+    )
+    return {
+        "generated": _dt.datetime.now().isoformat(timespec="seconds"),
+        "platform": f"{platform.platform()}, {torch.get_num_threads()} threads, eval on "
+        f"{run.device} ({precision_note(models)} embeddings)",
+        "seconds": time.perf_counter() - run.started,
+        "source": source,
+        "n_train": len(data.train[1]),
+        "n_test": len(data.test[1]),
+        "n_ood": {k: len(v) for k, v in data.ood.items()},
+        "n_boot": run.n_boot,
+        "subsets": (
+            f"test_subset={run.test_subset} (seed 0; OOD sets seed 2, open-set unknowns "
+            f"seed 1), train_subset={run.train_subset} (seed 0)"
+        ),
+    }
+
+
+def _write_report(models: dict[str, ComparedModel], data, run: _Run, bar) -> Path:
+    """Steps 4-6: claims and tables, figures, then the CSVs and the page."""
+    from ..data import class_names
+
+    bar.set_postfix_str("claims")
+    claims = claims_table(models, run.claim_ood, n_boot=run.n_boot)
+    tables = {name: reproduced_table(name, models, run.ood) for name in TABLE_ROWS}
+    openset = openset_table(models)
+    budget, diffs = budget_table(models), preset_differences_table(models, run.preset)
+    bar.update(1)
+
+    bar.set_postfix_str("figures")
+    if run.figures:
+        names = class_names("cifar10", run.data_root)
+        files, notes = make_figures(models, data, run.claim_ood, names, run.out)
+    else:
+        files = {}
+        notes = {k: f"Figure {k[3]} not made (figures=False)." for k in ("fig1", "fig4", "fig5")}
+    bar.update(1)
+
+    csvs = {"results": _results_table(models), "claims": claims, **tables, "openset": openset}
+    csvs.update(budget=budget, preset_differences=diffs)
+    for name, df in csvs.items():
+        df.to_csv(run.out / f"{name}.csv", index=False)
+    index = run.out / "index.html"
+    write_html(
+        index,
+        claims=claims,
+        tables=tables,
+        openset=openset,
+        budget=budget,
+        diffs=diffs,
+        caveats=data_caveats(run.data_root),
+        files=files,
+        notes=notes,
+        info=_run_info(models, data, run),
+        ood=run.ood,
+        claim_ood=run.claim_ood,
+        preset=run.preset,
+    )
+    bar.update(1)
+    return index
 
 
 def _check_arguments(
@@ -256,43 +325,6 @@ def _check_arguments(
             f"{_CHECKPOINT_NAME}"
         )
     return folder
-
-
-def _run_info(
-    models,
-    data,
-    *,
-    t0: float,
-    device,
-    n_boot: int,
-    train: bool,
-    preset: str,
-    out: Path,
-    folder: Path | None,
-    test_subset: int | None,
-    train_subset: int | None,
-) -> dict[str, Any]:
-    """What the page's header and caveats say of this run."""
-    source = (
-        f"trained here with preset {preset!r} into {out / 'runs'}"
-        if train
-        else f"checkpoints in {folder}"
-    )
-    return {
-        "generated": _dt.datetime.now().isoformat(timespec="seconds"),
-        "platform": f"{platform.platform()}, {torch.get_num_threads()} threads, eval on {device} "
-        f"({precision_note(models)} embeddings)",
-        "seconds": time.perf_counter() - t0,
-        "source": source,
-        "n_train": len(data.train[1]),
-        "n_test": len(data.test[1]),
-        "n_ood": {k: len(v) for k, v in data.ood.items()},
-        "n_boot": n_boot,
-        "subsets": (
-            f"test_subset={test_subset} (seed 0; OOD sets seed 2, open-set unknowns "
-            f"seed 1), train_subset={train_subset} (seed 0)"
-        ),
-    }
 
 
 # ----------------------------------------------------------------------------- entry point
@@ -349,125 +381,51 @@ def reproduce(
     Returns:
         Path of ``out/index.html``.
 
-    Cost: on the full sets (50,000 training images fit the Gaussians of each rotation,
-    10,000 test images and 10,000 per OOD set, 8 SEI views for mcl / rot / mcl-noaux /
-    mcl-openset, 1 view for the others) evaluation is about 2.2 million forward passes,
-    most of the run's time on a CPU (fp32, as ``evaluate`` embeds). ``train_subset=10000,
-    test_subset=2000`` cuts it five-fold; the report states the subsets it used.
+    Cost: see the module docstring; ``train_subset=10000, test_subset=2000`` cuts it
+    five-fold, and the report states the subsets it used.
 
     >>> reproduce("report", checkpoints="runs", test_subset=2000)  # doctest: +SKIP
     PosixPath('report/index.html')
     """
     from tqdm.auto import tqdm
 
-    from ..data import class_names
     from ..device import resolve_device
 
-    t0 = time.perf_counter()
     methods, ood = tuple(methods), tuple(ood)
     folder = _check_arguments(
         methods, ood, preset, test_subset, train_subset, n_boot, train, checkpoints
     )
-    claim_ood = choose_claim_ood(ood)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dev = resolve_device(device)
+    tmp = tempfile.mkdtemp(prefix="mclviz-report-") if cache_dir is None else None
+    run = _Run(
+        out=out,
+        train=train,
+        preset=preset,
+        folder=folder,
+        data_root=data_root,
+        train_subset=train_subset,
+        test_subset=test_subset,
+        ood=ood,
+        claim_ood=choose_claim_ood(ood),
+        precision=precision,
+        device=resolve_device(device),
+        n_boot=int(n_boot),
+        figures=figures,
+        progress=progress,
+        cache=Path(tmp if tmp is not None else cache_dir),
+    )
     names = [*methods, *([OPEN_SET] if open_set else [])]
     models = {n: ComparedModel.for_name(n) for n in names}
-    tmp = tempfile.mkdtemp(prefix="mclviz-report-") if cache_dir is None else None
-    cache = Path(tmp) if tmp is not None else Path(cache_dir)
     bar = tqdm(total=2 * len(names) + 4, desc="reproduce", unit="task", disable=not progress)
     try:
-        _locate_checkpoints(
-            models,
-            train=train,
-            folder=folder,
-            preset=preset,
-            out=out,
-            data_root=data_root,
-            progress=progress,
-            device=dev,
-            bar=bar,
-        )
+        _locate_checkpoints(models, run, bar)
         bar.set_postfix_str("load data")
-        data, open_data = _load_data(models, ood, data_root, train_subset, test_subset)
+        data, open_data = _load_data(models, run)
         bar.update(1)
-        _evaluate_all(
-            models,
-            data,
-            open_data,
-            ood=ood,
-            precision=precision,
-            cache=cache,
-            progress=progress,
-            bar=bar,
-        )
-
-        # 4. tables and claims
-        bar.set_postfix_str("claims")
-        claims = claims_table(models, claim_ood, n_boot=int(n_boot))
-        tables = {name: reproduced_table(name, models, ood) for name in TABLE_ROWS}
-        openset = openset_table(models)
-        budget, diffs = budget_table(models), preset_differences_table(models, preset)
-        bar.update(1)
-
-        # 5. figures
-        bar.set_postfix_str("figures")
-        if figures:
-            files, notes = make_figures(
-                models, data, claim_ood, class_names("cifar10", data_root), out
-            )
-        else:
-            files = {}
-            notes = {
-                k: f"Figure {k[3]} not made (figures=False)." for k in ("fig1", "fig4", "fig5")
-            }
-        bar.update(1)
-
-        # 6. files
-        _write_csvs(
-            out,
-            {
-                "results": _results_table(models),
-                "claims": claims,
-                **tables,
-                "openset": openset,
-                "budget": budget,
-                "preset_differences": diffs,
-            },
-        )
-        info = _run_info(
-            models,
-            data,
-            t0=t0,
-            device=dev,
-            n_boot=n_boot,
-            train=train,
-            preset=preset,
-            out=out,
-            folder=folder,
-            test_subset=test_subset,
-            train_subset=train_subset,
-        )
-        index = out / "index.html"
-        write_html(
-            index,
-            claims=claims,
-            tables=tables,
-            openset=openset,
-            budget=budget,
-            diffs=diffs,
-            caveats=data_caveats(data_root),
-            files=files,
-            notes=notes,
-            info=info,
-            ood=ood,
-            claim_ood=claim_ood,
-            preset=preset,
-        )
-        bar.update(1)
+        _evaluate_all(models, data, open_data, run, bar)
+        return _write_report(models, data, run, bar)
     finally:
         bar.close()
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
-    return index

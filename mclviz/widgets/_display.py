@@ -89,3 +89,12 @@ class _Displayable:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+    def _set_values(self, values: dict[str, Any], names: tuple[str, ...]) -> None:
+        """Set the widgets ``names`` by name (their observers run); others are an error."""
+        for key, value in values.items():
+            if key not in names:
+                raise ValueError(
+                    f"unknown setting {key!r}; {type(self).__name__} has {', '.join(names)}"
+                )
+            getattr(self, key).value = value

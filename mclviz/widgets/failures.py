@@ -177,10 +177,7 @@ class FailureViewer(_Displayable):
 
     def set(self, **values: Any) -> FailureViewer:
         """Set ``ood`` and / or ``kind`` (back to page 0); returns self."""
-        for key, value in values.items():
-            if key not in ("ood", "kind"):
-                raise ValueError(f"unknown setting {key!r}; FailureViewer has ood, kind")
-            getattr(self, key).value = value
+        self._set_values(values, ("ood", "kind"))
         return self
 
     def next(self) -> int:

@@ -113,10 +113,7 @@ class ProjectionExplorer(_Displayable):
 
     def set(self, **values: Any) -> ProjectionExplorer:
         """Set ``method`` and / or ``ood`` (each change redraws); returns self."""
-        for key, value in values.items():
-            if key not in ("method", "ood"):
-                raise ValueError(f"unknown setting {key!r}; ProjectionExplorer has method, ood")
-            getattr(self, key).value = value
+        self._set_values(values, ("method", "ood"))
         return self
 
     def update(self):

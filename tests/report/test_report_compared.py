@@ -1,0 +1,48 @@
+"""mclviz.report.compared: settings, the models of the comparison and their checks."""
+
+from __future__ import annotations
+
+from mclviz.config import Config
+from mclviz.report import OPEN_SET
+from mclviz.report.compared import (
+    MSP,
+    ComparedModel,
+    Setting,
+    config_mismatch,
+    expected_config,
+    missing_reason,
+    no_sei,
+    sei,
+)
+
+
+def test_setting_keys_and_labels():
+    assert sei("mcl").key() == "mcl/gaussians/8/w-avg/paper"
+    assert no_sei("mcl").key() == "mcl/gaussians/1/none/paper"
+    assert no_sei("ce").label() == "ce, Mahalanobis, no SEI"
+    assert no_sei("supclr").label() == "supclr, no SEI"
+    assert sei("rot", 4, "max").label() == "rot, 4-way SEI max"
+    assert MSP["rot"].label() == "rot, MSP"
+    assert Setting("mcl", "gaussians", 8, "avg", "official").label() == (
+        "mcl, 8-way SEI avg (official)"
+    )
+
+
+def test_each_model_is_checked_against_the_config_it_must_have():
+    assert config_mismatch("mcl", Config.preset("tiny", method="mcl")) == ""
+    assert "'mcl' model" in config_mismatch("ce", Config.preset("tiny", method="mcl"))
+    openset = Config.preset("tiny", **expected_config(OPEN_SET))
+    assert openset.known_classes == [0, 1, 2, 3, 4, 5] and config_mismatch(OPEN_SET, openset) == ""
+    plain = config_mismatch(OPEN_SET, Config.preset("tiny", method="mcl"))
+    assert "not mcl trained on known classes" in plain
+    assert "known_classes" in config_mismatch("mcl", openset)
+
+
+def test_models_not_evaluated_say_why():
+    models = {"ce": ComparedModel("ce", status="no checkpoint for ce"), "mcl": ComparedModel("mcl")}
+    assert missing_reason(models, ["ce", "rot", "ce"]) == "no checkpoint for ce; rot not in methods"
+    assert not models["mcl"].ok and models["mcl"].row(no_sei("mcl"), "gaussian") is None
+    assert ComparedModel.for_name("mcl").sei == (1, 4, 8) and ComparedModel.for_name("ce").sei == (
+        1,
+    )
+    assert ComparedModel.for_name(OPEN_SET).sei == (1, 4, 8)
