@@ -188,6 +188,138 @@ class _Resumed:
         return out
 
 
+class _Run:
+    """One training run's state: the model, its optimizer and weight average, the schedule,
+    the step function and the checkpoint writer (``train`` wires them into ``optimize``)."""
+
+    def __init__(self, config: Config, data, out, resume: bool) -> None:
+        self.t0 = time.perf_counter()
+        self.entry = config.method_entry
+        self.device = device = resolve_device(config.device)
+        self.distributed = dist_utils.init_from_env(device)
+        self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
+        self.prec = resolve_precision(config.precision, device, config.channels_last)
+        self.images, self.labels = data if data is not None else prepare_data(config)
+        if self.entry.needs_classifier(config) and config.num_classes is None:
+            config = config.replace(num_classes=int(self.labels.max()) + 1)
+        self.config = config
+        self.model = _build(config, self.images, device, self.prec)
+        self.optimizer = torch.optim.SGD(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=config.learning_rate,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=config.nesterov,
+        )
+        self.average = WeightAverage(self.model, config.ema_decay) if config.ema_decay else None
+        self._schedule(len(self.labels))
+        self.path = Path(out) / CHECKPOINT_NAME if out is not None else None
+        if resume and self.path is not None and self.path.exists():
+            start = _Resumed.read(
+                self.path, config, self.model, self.optimizer, self.average, device
+            )
+        else:
+            start = _Resumed()
+        self.state, self.seconds_before = start.state, start.seconds
+        self.context = methods.StepContext(config, state=start.method_state)
+        if self.entry.setup is not None and not self.context.state:
+            self.context.state.update(
+                self.entry.setup(config, self.model, self.images, device, self.prec)
+            )
+        self.net: torch.nn.Module = self.model
+        if self.distributed:  # forward through DDP so that gradients are all-reduced
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=_unused_heads(self.entry, config),
+            )
+        self.augment = methods.Augmenters(config)
+        self.backbone = describe_pretrained(config)
+        self._orders: dict[int, torch.Tensor] = {}
+
+    def _schedule(self, n: int) -> None:
+        cfg = self.config
+        self.n, self.batch = n, min(cfg.batch_size, n)
+        if self.batch % self.world:
+            raise ValueError(
+                f"batch_size={self.batch} must be divisible by the {self.world} processes"
+            )
+        self.steps_per_epoch = max(1, n // self.batch)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.warmup = int(round(cfg.warmup_epochs * self.steps_per_epoch))
+
+    def lr(self, step: int) -> float:
+        c = self.config
+        return lr_at(step, self.total_steps, c.learning_rate, self.warmup, c.lr_schedule)
+
+    def forward(self, x: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        with self.prec.autocast():
+            outputs = self.net(self.prec.prepare(x), output=names)
+        return {k: v.float() for k, v in outputs.items()}
+
+    def step_terms(self, step: int) -> dict[str, torch.Tensor]:
+        """The loss terms of global step ``step`` (its batch and draws depend on it alone)."""
+        cfg, dev = self.config, self.device
+        epoch, i = divmod(step, self.steps_per_epoch)
+        if epoch not in self._orders:
+            self._orders.clear()
+            g = torch.Generator().manual_seed(seed_of(cfg.seed, epoch))
+            self._orders[epoch] = torch.randperm(self.n, generator=g)
+        share = self.batch // self.world
+        idx = self._orders[epoch][i * self.batch : (i + 1) * self.batch]
+        idx = idx[self.rank * share : (self.rank + 1) * share]
+        x, y = self.images[idx].to(dev), self.labels[idx].to(dev)
+        gen = torch.Generator(device=dev).manual_seed(seed_of(cfg.seed, step, self.rank, 1))
+        self.context.generator = torch.Generator(device=dev).manual_seed(seed_of(cfg.seed, step, 2))
+        views = self.entry.make_views(x, y, self.augment, cfg, gen)
+        gather = _gather if self.distributed else None
+        return methods.step(self.entry, self.forward, views, self.context, gather)
+
+    def after_step(self) -> None:
+        if self.average is not None:
+            self.average.update_parameters(self.model)
+
+    def metrics(self) -> dict[str, Any]:
+        m: dict[str, Any] = {
+            "history": self.state.history,
+            "partial": self.state.partial,
+            "precision": self.prec.name,
+            "device": str(self.device),
+            "world_size": self.world,
+            "seconds": self.seconds_before + time.perf_counter() - self.t0,
+        }
+        if self.average is not None:
+            m["ema_updates"] = int(self.average.n_averaged)
+        if self.config.pretrained:
+            m["backbone"] = self.backbone
+        m.update({k: v.tolist() for k, v in self.context.state.items()})
+        return m
+
+    def save(self, epochs_done: int) -> None:
+        if self.path is None or self.rank != 0:
+            return
+        save(
+            self.path,
+            self.average.module if self.average is not None else self.model,
+            self.config,
+            epoch=epochs_done,
+            step=self.state.step,
+            optimizer=self.optimizer,
+            live=self.model if self.average is not None else None,
+            scheduler_state={
+                "name": self.config.lr_schedule,
+                "total_steps": self.total_steps,
+                "warmup_steps": self.warmup,
+                "base_lr": self.config.learning_rate,
+            },
+            metrics=self.metrics(),
+        )
+
+    def trained_model(self) -> MCLModel:
+        model = self.average.module if self.average is not None else self.model
+        return model.eval()
+
+
 def train(
     config: Config,
     *,
@@ -212,134 +344,32 @@ def train(
         should_stop: polled after every step; returning True saves and stops early.
         progress: show a tqdm.auto progress bar with the running loss terms.
     """
-    t0 = time.perf_counter()
-    entry = config.method_entry
-    device = resolve_device(config.device)
-    distributed = dist_utils.init_from_env(device)
-    rank, world = dist_utils.rank(), dist_utils.world_size()
-    prec = resolve_precision(config.precision, device, config.channels_last)
-    images, labels = data if data is not None else prepare_data(config)
-    if entry.needs_classifier(config) and config.num_classes is None:
-        config = config.replace(num_classes=int(labels.max()) + 1)
-    model = _build(config, images, device, prec)
-    optimizer = torch.optim.SGD(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        momentum=config.momentum,
-        weight_decay=config.weight_decay,
-        nesterov=config.nesterov,
-    )
-    average = WeightAverage(model, config.ema_decay) if config.ema_decay else None
-    n = len(labels)
-    batch = min(config.batch_size, n)
-    if batch % world:
-        raise ValueError(f"batch_size={batch} must be divisible by the {world} processes")
-    steps_per_epoch = max(1, n // batch)
-    total_steps = steps_per_epoch * config.epochs
-    warmup = int(round(config.warmup_epochs * steps_per_epoch))
-    path = Path(out) / CHECKPOINT_NAME if out is not None else None
-    if resume and path is not None and path.exists():
-        start = _Resumed.read(path, config, model, optimizer, average, device)
-    else:
-        start = _Resumed()
-    context = methods.StepContext(config, state=start.method_state)
-    if entry.setup is not None and not context.state:
-        context.state.update(entry.setup(config, model, images, device, prec))
-    net: torch.nn.Module = model
-    if distributed:  # forward through DDP so that gradients are all-reduced
-        net = torch.nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=_unused_heads(entry, config),
-        )
-    augment = methods.Augmenters(config)
-    backbone = describe_pretrained(config)
-    orders: dict[int, torch.Tensor] = {}
-
-    def forward(x: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        with prec.autocast():
-            outputs = net(prec.prepare(x), output=names)
-        return {k: v.float() for k, v in outputs.items()}
-
-    def step_terms(step: int) -> dict[str, torch.Tensor]:
-        epoch, i = divmod(step, steps_per_epoch)
-        if epoch not in orders:
-            orders.clear()
-            g = torch.Generator().manual_seed(seed_of(config.seed, epoch))
-            orders[epoch] = torch.randperm(n, generator=g)
-        share = batch // world
-        idx = orders[epoch][i * batch : (i + 1) * batch][rank * share : (rank + 1) * share]
-        x, y = images[idx].to(device), labels[idx].to(device)
-        gen = torch.Generator(device=device).manual_seed(seed_of(config.seed, step, rank, 1))
-        context.generator = torch.Generator(device=device).manual_seed(
-            seed_of(config.seed, step, 2)
-        )
-        views = entry.make_views(x, y, augment, config, gen)
-        return methods.step(entry, forward, views, context, _gather if distributed else None)
-
-    def metrics() -> dict[str, Any]:
-        m: dict[str, Any] = {
-            "history": state.history,
-            "partial": state.partial,
-            "precision": prec.name,
-            "device": str(device),
-            "world_size": world,
-            "seconds": start.seconds + time.perf_counter() - t0,
-        }
-        if average is not None:
-            m["ema_updates"] = int(average.n_averaged)
-        if config.pretrained:
-            m["backbone"] = backbone
-        m.update({k: v.tolist() for k, v in context.state.items()})
-        return m
-
-    def checkpoint(epochs_done: int) -> None:
-        if path is not None and rank == 0:
-            save(
-                path,
-                average.module if average is not None else model,
-                config,
-                epoch=epochs_done,
-                step=state.step,
-                optimizer=optimizer,
-                live=model if average is not None else None,
-                scheduler_state={
-                    "name": config.lr_schedule,
-                    "total_steps": total_steps,
-                    "warmup_steps": warmup,
-                    "base_lr": config.learning_rate,
-                },
-                metrics=metrics(),
-            )
-
-    state = start.state
-    model.train()
-    if entry.freeze_bn:
-        freeze_batch_norm(model)
-    state, stopped = optimize(
-        step_terms,
-        optimizer,
-        total_steps=total_steps,
-        steps_per_epoch=steps_per_epoch,
-        lr=lambda s: lr_at(s, total_steps, config.learning_rate, warmup, config.lr_schedule),
-        state=state,
-        scaler=prec.grad_scaler(),
-        after_step=(lambda: average.update_parameters(model)) if average is not None else None,
-        save=checkpoint,
-        save_every=config.save_every,
+    run = _Run(config, data, out, resume)
+    run.model.train()
+    if run.entry.freeze_bn:
+        freeze_batch_norm(run.model)
+    run.state, stopped = optimize(
+        run.step_terms,
+        run.optimizer,
+        total_steps=run.total_steps,
+        steps_per_epoch=run.steps_per_epoch,
+        lr=run.lr,
+        state=run.state,
+        scaler=run.prec.grad_scaler(),
+        after_step=run.after_step,
+        save=run.save,
+        save_every=run.config.save_every,
         callbacks=callbacks,
         should_stop=should_stop,
-        progress=progress and rank == 0,
-        desc=config.method,
+        progress=progress and run.rank == 0,
+        desc=run.config.method,
     )
-    result_model = average.module if average is not None else model
-    result_model.eval()
     return TrainResult(
-        model=result_model,
-        config=config,
-        history=state.history,
-        checkpoint=path,
+        model=run.trained_model(),
+        config=run.config,
+        history=run.state.history,
+        checkpoint=run.path,
         stopped_early=stopped,
-        seconds=time.perf_counter() - t0,
-        precision=prec.name,
+        seconds=time.perf_counter() - run.t0,
+        precision=run.prec.name,
     )
