@@ -203,28 +203,23 @@ class Config:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first bad field and the fix."""
         entry = methods.get(self.method)  # raises, naming the registered methods
-        archs = (
-            "resnet18",
-            "resnet34",
-            "fastnet",
-            "tv-resnet18",
-            "tv-resnet34",
-            "tv-resnet50",
-            "tv-resnet152",
-        )
-        if self.arch not in archs:
+        if self.arch not in _ARCHS:
             raise ValueError(
-                f"arch={self.arch!r} is not known; choose one of {archs} (fastnet is the fast "
+                f"arch={self.arch!r} is not known; choose one of {_ARCHS} (fastnet is the fast "
                 "CPU backbone; tv-* are torchvision's ImageNet ResNets, for mean-shifted "
                 "fine-tuning)"
             )
-        for name in ("epochs", "batch_size", "proj_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        if not self.width > 0:
-            raise ValueError(f"width={self.width!r} must be > 0")
-        if not self.tau > 0:
-            raise ValueError(f"tau={self.tau!r} must be > 0 (the paper uses 0.2)")
+        for name, (choices, fix) in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name}={getattr(self, name)!r}: {fix}")
+        for name, (ok, fix) in _RANGES.items():
+            value = getattr(self, name)
+            if value is not None and not ok(value):
+                raise ValueError(f"{name}={value!r} {fix}")
+        self._check_method_fields(entry)
+
+    def _check_method_fields(self, entry: methods.Method) -> None:
+        """The fields whose valid values depend on the method."""
         for name in [h for h in ("alpha", "beta") if h in entry.hyperparameters]:
             value = getattr(self, name)
             if not 0 < value <= 1 / self.tau:
@@ -232,64 +227,66 @@ class Config:
                     f"{name}={value!r} must lie in (0, 1/tau] = (0, {1 / self.tau:g}] "
                     f"(paper: alpha=0.05, beta=2.5 with tau=0.2)"
                 )
-        if self.lam < 0:
-            raise ValueError(f"lam={self.lam!r} must be >= 0")
-        if self.spa_mode not in ("sample", "expected"):
-            raise ValueError(f"spa_mode={self.spa_mode!r}: choose 'sample' or 'expected'")
-        if self.variant not in ("paper", "official"):
-            raise ValueError(f"variant={self.variant!r}: choose 'paper' or 'official'")
-        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
-            raise ValueError(
-                f"precision={self.precision!r}: choose 'auto', 'fp32', 'bf16' or 'fp16'"
-            )
         if entry.check is not None:
             entry.check(self)
-        if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(
-                f"num_classes={self.num_classes!r} must be >= 1, or None (from labels)"
-            )
-        if self.lr is not None and not self.lr > 0:
-            raise ValueError(f"lr={self.lr!r} must be > 0, or None for 0.3 * batch_size / 256")
-        if self.lr_schedule not in ("cosine", "linear"):
-            raise ValueError(f"lr_schedule={self.lr_schedule!r}: choose 'cosine' or 'linear'")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(
-                f"ema_decay={self.ema_decay!r} must lie in [0, 1): 0 turns the weight average "
-                "off, 0.99-0.999 average over the last ~100-1,000 steps"
-            )
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"label_smoothing={self.label_smoothing!r} must lie in [0, 1) (fast recipes: 0.2)"
-            )
-        if self.bn_momentum is not None and not 0.0 < self.bn_momentum <= 1.0:
-            raise ValueError(
-                f"bn_momentum={self.bn_momentum!r} must lie in (0, 1], or None for the "
-                "architecture's default"
-            )
-        if self.rotations_per_image not in (1, 4):
-            raise ValueError(
-                f"rotations_per_image={self.rotations_per_image!r}: choose 4 (every rotation, "
-                "the paper) or 1 (one random rotation per image per step)"
-            )
         if self.rotations_per_image != 4 and not entry.rotation_labels:
             with_rot = [m for m in methods.names() if methods.get(m).rotation_labels]
             raise ValueError(
                 f"rotations_per_image={self.rotations_per_image} applies to the methods with "
                 f"rotation labels {with_rot}, not method={self.method!r}; leave it at 4"
             )
-        if self.aux_ce < 0:
-            raise ValueError(f"aux_ce={self.aux_ce!r} must be >= 0 (0 = the paper's loss)")
         if self.aux_ce and not entry.contrastive:
             raise ValueError(
                 f"aux_ce={self.aux_ce!r} is for the contrastive methods; method="
                 f"{self.method!r} has no contrastive loss to add it to: set aux_ce=0"
             )
-        if self.ce_augment not in ("crop", "translate"):
-            raise ValueError(f"ce_augment={self.ce_augment!r}: choose 'crop' or 'translate'")
-        if self.holdout < 0:
-            raise ValueError(f"holdout={self.holdout!r} must be >= 0 (0 = train on every image)")
-        if self.train_subset is not None and self.train_subset < 1:
-            raise ValueError(f"train_subset={self.train_subset!r} must be >= 1 or None (all)")
+
+
+_ARCHS = (
+    "resnet18",
+    "resnet34",
+    "fastnet",
+    "tv-resnet18",
+    "tv-resnet34",
+    "tv-resnet50",
+    "tv-resnet152",
+)
+#: field -> (valid values, the fix said when it holds another)
+_CHOICES: dict[str, tuple[tuple[Any, ...], str]] = {
+    "spa_mode": (("sample", "expected"), "choose 'sample' or 'expected'"),
+    "variant": (("paper", "official"), "choose 'paper' or 'official'"),
+    "precision": (("auto", "fp32", "bf16", "fp16"), "choose 'auto', 'fp32', 'bf16' or 'fp16'"),
+    "lr_schedule": (("cosine", "linear"), "choose 'cosine' or 'linear'"),
+    "ce_augment": (("crop", "translate"), "choose 'crop' or 'translate'"),
+    "rotations_per_image": (
+        (4, 1),
+        "choose 4 (every rotation, the paper) or 1 (one random rotation per image per step)",
+    ),
+}
+#: field -> (test of a valid value, the rule and fix said otherwise); None always passes
+_RANGES: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: int(v) >= 1, "must be >= 1"),
+    "batch_size": (lambda v: int(v) >= 1, "must be >= 1"),
+    "proj_dim": (lambda v: int(v) >= 1, "must be >= 1"),
+    "width": (lambda v: v > 0, "must be > 0"),
+    "tau": (lambda v: v > 0, "must be > 0 (the paper uses 0.2)"),
+    "lam": (lambda v: v >= 0, "must be >= 0"),
+    "num_classes": (lambda v: v >= 1, "must be >= 1, or None (from labels)"),
+    "lr": (lambda v: v > 0, "must be > 0, or None for 0.3 * batch_size / 256"),
+    "ema_decay": (
+        lambda v: 0.0 <= v < 1.0,
+        "must lie in [0, 1): 0 turns the weight average off, 0.99-0.999 average over the "
+        "last ~100-1,000 steps",
+    ),
+    "label_smoothing": (lambda v: 0.0 <= v < 1.0, "must lie in [0, 1) (fast recipes: 0.2)"),
+    "bn_momentum": (
+        lambda v: 0.0 < v <= 1.0,
+        "must lie in (0, 1], or None for the architecture's default",
+    ),
+    "aux_ce": (lambda v: v >= 0, "must be >= 0 (0 = the paper's loss)"),
+    "holdout": (lambda v: v >= 0, "must be >= 0 (0 = train on every image)"),
+    "train_subset": (lambda v: v >= 1, "must be >= 1 or None (all)"),
+}
 
 
 PRESETS: dict[str, dict[str, Any]] = {
