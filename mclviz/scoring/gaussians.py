@@ -190,39 +190,10 @@ def fit_gaussians(
     if covariance not in COVARIANCES:
         raise ValueError(f"covariance={covariance!r} is unknown; choose one of {COVARIANCES}")
     shrinkage = check_shrinkage(shrinkage)
-    unbiased = bool(unbiased)
     shrunk = shrinkage != "none" and shrinkage != 0.0  # a coefficient s > 0 may come out
-    try:
-        ridge = float(ridge)
-    except (TypeError, ValueError):
-        ridge = float("nan")
-    if not (math.isfinite(ridge) and ridge >= 0):
-        raise ValueError(f"ridge={ridge!r} must be a finite number >= 0 (e.g. 1e-6)")
-    zt = _float_tensor(z, "z")
-    if zt.ndim != 2:
-        raise ValueError(
-            f"z has shape {tuple(zt.shape)}; expected (n, d) embeddings "
-            "(for SEI views (n, R, d) use fit_sei_gaussians)"
-        )
+    ridge = _check_ridge(ridge)
+    zt, yt, classes = _checked_rows(z, y, classes)
     n, d = zt.shape
-    yt = _labels(y, n).to(zt.device)
-    if n == 0:
-        raise ValueError("z has no rows; pass the training embeddings")
-    _check_finite(zt, "z")
-    if int(yt.min()) < 0:
-        raise ValueError(
-            f"y holds negative labels ({int(yt.min())}); Gaussians are fitted on "
-            "in-distribution labels 0..C-1 only (drop the OOD rows labelled -1)"
-        )
-    ymax = int(yt.max())
-    if classes is None:
-        classes = ymax + 1
-    elif int(classes) != classes or classes < 1 or classes <= ymax:
-        raise ValueError(
-            f"classes={classes!r} but y holds label {ymax}; pass classes > y.max() or leave it None"
-        )
-    classes = int(classes)
-
     z64 = zt.to(torch.float64)
     if normalize:
         z64 = F.normalize(z64, dim=1)
@@ -233,47 +204,16 @@ def fit_gaussians(
             f"class(es) {empty} have no samples in y (C = {classes}); relabel y to 0..C-1 or "
             "pass the right classes="
         )
-    eye = torch.eye(d, dtype=torch.float64, device=z64.device)
     means = torch.zeros(classes, d, dtype=torch.float64, device=z64.device)
     means.index_add_(0, yt, z64)
     means /= counts.to(z64.device, torch.float64)[:, None]
     centred = z64 - means[yt]  # (n, d)
-
+    allow = allow_singular or shrunk
     if covariance == "class":
-        small = [(c, int(k)) for c, k in enumerate(counts.tolist()) if k <= d]
-        too_few = [(c, k) for c, k in small if k < 2]
-        if too_few or (small and not (allow_singular or shrunk)):
-            c, k = (too_few or small)[0]
-            raise ValueError(
-                f"class {c} has {k} samples, too few for a full covariance in d={d} "
-                f"(needs more than {d}; {len(small)} class(es) are that small); use "
-                "covariance='tied', shrinkage='ledoit-wolf', fit on more samples, or pass "
-                "allow_singular=True with a larger ridge (e.g. ridge=1e-3)"
-                + (" (a class needs at least 2 samples even then)" if too_few else "")
-            )
-        covs = torch.empty(classes, d, d, dtype=torch.float64, device=z64.device)
-        coefs = torch.zeros(classes, dtype=torch.float64)
-        for c in range(classes):
-            xc = centred[yt == c]  # (n_c, d), centred on the class mean
-            coefs[c] = shrinkage_coefficient(xc, shrinkage)
-            covs[c] = shrink(xc.T @ xc / (xc.shape[0] - int(unbiased)), float(coefs[c]))
+        covs, coefs = _class_covariances(centred, yt, counts, shrinkage, bool(unbiased), allow)
     else:
-        if n - classes < 1:
-            raise ValueError(
-                f"covariance='tied' needs more samples than classes (n={n}, C={classes}); "
-                "pass more training embeddings"
-            )
-        if n - classes < d and not (allow_singular or shrunk):
-            raise ValueError(
-                f"the pooled covariance has only n - C = {n - classes} degrees of freedom for "
-                f"d={d} dimensions and is singular; fit on more samples, pass "
-                "shrinkage='ledoit-wolf', or pass allow_singular=True with a larger ridge "
-                "(e.g. ridge=1e-3)"
-            )
-        s_tied = shrinkage_coefficient(centred, shrinkage)  # rows centred on their class mean
-        pooled = shrink(centred.T @ centred / (n - classes * int(unbiased)), s_tied)
-        covs = pooled.expand(classes, d, d).clone()
-        coefs = torch.full((classes,), s_tied, dtype=torch.float64)
+        covs, coefs = _tied_covariance(centred, classes, shrinkage, bool(unbiased), allow)
+    eye = torch.eye(d, dtype=torch.float64, device=z64.device)
     covs += ridge * eye
     chol, info = torch.linalg.cholesky_ex(covs)  # Sigma_c = L_c L_c^T, (C, d, d)
     if bool((info > 0).any()):
@@ -294,6 +234,87 @@ def fit_gaussians(
         tied=covariance == "tied",
         shrinkage=None if shrinkage == "none" else coefs.to(z64.device),
     )
+
+
+def _check_ridge(ridge) -> float:
+    try:
+        ridge = float(ridge)
+    except (TypeError, ValueError):
+        ridge = float("nan")
+    if not (math.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge={ridge!r} must be a finite number >= 0 (e.g. 1e-6)")
+    return ridge
+
+
+def _checked_rows(z, y, classes: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """(z (n, d) float, y (n,) int64 on z's device, the class count C), checked."""
+    zt = _float_tensor(z, "z")
+    if zt.ndim != 2:
+        raise ValueError(
+            f"z has shape {tuple(zt.shape)}; expected (n, d) embeddings "
+            "(for SEI views (n, R, d) use fit_sei_gaussians)"
+        )
+    yt = _labels(y, zt.shape[0]).to(zt.device)
+    if zt.shape[0] == 0:
+        raise ValueError("z has no rows; pass the training embeddings")
+    _check_finite(zt, "z")
+    if int(yt.min()) < 0:
+        raise ValueError(
+            f"y holds negative labels ({int(yt.min())}); Gaussians are fitted on "
+            "in-distribution labels 0..C-1 only (drop the OOD rows labelled -1)"
+        )
+    ymax = int(yt.max())
+    if classes is None:
+        classes = ymax + 1
+    elif int(classes) != classes or classes < 1 or classes <= ymax:
+        raise ValueError(
+            f"classes={classes!r} but y holds label {ymax}; pass classes > y.max() or leave it None"
+        )
+    return zt, yt, int(classes)
+
+
+def _class_covariances(centred, yt, counts, shrinkage, unbiased: bool, allow_singular: bool):
+    """(C, d, d) shrunk per-class sample covariances and their (C,) coefficients."""
+    classes, d = len(counts), centred.shape[1]
+    small = [(c, int(k)) for c, k in enumerate(counts.tolist()) if k <= d]
+    too_few = [(c, k) for c, k in small if k < 2]
+    if too_few or (small and not allow_singular):
+        c, k = (too_few or small)[0]
+        raise ValueError(
+            f"class {c} has {k} samples, too few for a full covariance in d={d} "
+            f"(needs more than {d}; {len(small)} class(es) are that small); use "
+            "covariance='tied', shrinkage='ledoit-wolf', fit on more samples, or pass "
+            "allow_singular=True with a larger ridge (e.g. ridge=1e-3)"
+            + (" (a class needs at least 2 samples even then)" if too_few else "")
+        )
+    covs = torch.empty(classes, d, d, dtype=torch.float64, device=centred.device)
+    coefs = torch.zeros(classes, dtype=torch.float64)
+    for c in range(classes):
+        xc = centred[yt == c]  # (n_c, d), centred on the class mean
+        coefs[c] = shrinkage_coefficient(xc, shrinkage)
+        covs[c] = shrink(xc.T @ xc / (xc.shape[0] - int(unbiased)), float(coefs[c]))
+    return covs, coefs
+
+
+def _tied_covariance(centred, classes: int, shrinkage, unbiased: bool, allow_singular: bool):
+    """The pooled within-class covariance, shrunk, repeated per class; (C, d, d), (C,)."""
+    n, d = centred.shape
+    if n - classes < 1:
+        raise ValueError(
+            f"covariance='tied' needs more samples than classes (n={n}, C={classes}); "
+            "pass more training embeddings"
+        )
+    if n - classes < d and not allow_singular:
+        raise ValueError(
+            f"the pooled covariance has only n - C = {n - classes} degrees of freedom for "
+            f"d={d} dimensions and is singular; fit on more samples, pass "
+            "shrinkage='ledoit-wolf', or pass allow_singular=True with a larger ridge "
+            "(e.g. ridge=1e-3)"
+        )
+    s_tied = shrinkage_coefficient(centred, shrinkage)  # rows centred on their class mean
+    pooled = shrink(centred.T @ centred / (n - classes * int(unbiased)), s_tied)
+    covs = pooled.expand(classes, d, d).clone()
+    return covs, torch.full((classes,), s_tied, dtype=torch.float64)
 
 
 def gaussian_scores(z, gaussians: Gaussians, *, chunk_size: int | None = None) -> torch.Tensor:
