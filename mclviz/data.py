@@ -50,6 +50,7 @@ __all__ = [
     "DATASETS",
     "class_names",
     "data_root",
+    "decode_image",
     "load_images",
     "one_class",
     "open_set_split",
@@ -591,6 +592,28 @@ def _decode_image(data: bytes, where: str, resize: int | None) -> np.ndarray:
         raise ValueError(
             f"cannot decode image {where}: {e}; the file is corrupt, replace it"
         ) from e
+
+
+def decode_image(data: bytes, where: str = "<bytes>", resize: int | None = None) -> np.ndarray:
+    """Decode one encoded image file the way the image folders and zips are decoded.
+
+    Any mode PIL reads (grayscale, RGBA, palette, ...) is converted to RGB (alpha dropped);
+    with ``resize`` the image is reduced to ``resize x resize`` with PIL's ``BOX`` filter
+    (the rule of ``tinyimagenet-resize``; the aspect ratio is not kept). EXIF orientation
+    is not applied.
+
+    Args:
+        data: the encoded file (PNG, JPEG, ...).
+        where: a name for error messages.
+        resize: the output side, or None to keep the size.
+
+    Returns:
+        uint8 (H, W, 3).
+
+    Raises:
+        ValueError: the bytes are not an image PIL can decode (the message names ``where``).
+    """
+    return _decode_image(data, where, resize)
 
 
 def _decode_members(

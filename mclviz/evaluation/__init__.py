@@ -9,6 +9,8 @@
   sliders' retrainings and their :class:`RetrainResult`.
 * :func:`one_class_table`, :func:`knn_auroc`, :func:`evaluate_one_class`
   (:mod:`.one_class`): the mean-shifted one-class protocol.
+* :func:`score_images`, :class:`ScoredImages` (:mod:`.user_images`): a user's own image
+  files scored and called in- or out-of-distribution at a threshold set on the test set.
 """
 
 from .data import EvalData, load_eval_data, subset
@@ -37,6 +39,7 @@ from .retrain import (
     score_embeddings,
     score_model,
 )
+from .user_images import ScoredImages, score_images
 
 __all__ = [
     "BASELINES",
@@ -47,6 +50,7 @@ __all__ = [
     "EvalData",
     "Outputs",
     "RetrainResult",
+    "ScoredImages",
     "Scores",
     "check_hyperparameters",
     "checkpoint_outputs",
@@ -64,6 +68,7 @@ __all__ = [
     "retrain_head",
     "score",
     "score_embeddings",
+    "score_images",
     "score_model",
     "standard_detectors",
     "subset",

@@ -4,15 +4,26 @@
 the OOD sets we have (Tiny ImageNet resized to 32x32, Gaussian and uniform noise) and the
 open-set split (6 known / 4 unknown CIFAR-10 classes), then writes into ``out/``:
 
-* ``index.html``: one self-contained page (tables as HTML, figures as embedded PNG): the
-  verdict on each claim, the budget and data caveats, Tables 1-5 in the paper's shape with
-  the published numbers beside ours and the differences, the open-set table, Figures 1, 4
-  and 5;
-* ``table1.csv`` ... ``table5.csv``, ``openset.csv``, ``claims.csv``, ``budget.csv``,
-  ``preset_differences.csv`` and ``results.csv`` (every ``evaluate`` row of every model,
-  fractions as ``evaluate`` returns them; the table CSVs are in percent, as the paper);
+* ``index.html``: the page (tables as HTML, figures as embedded PNG, Figures 1 and 5 also
+  as interactive plotly figures; it works offline): a contents list, the verdict on each
+  claim with links to the table, figures and CSV rows behind it, the budget and data
+  caveats, Tables 1-5 in the paper's shape with the published numbers beside ours and the
+  differences, the detector x model table, the open-set table, Figures 1, 4 and 5, and the
+  rows behind the claims;
+* ``plotly.min.js``: the installed plotly's own plotly.js, which the page loads from
+  beside it (no CDN; :mod:`mclviz.plots.interactive`);
+* ``table1.csv`` ... ``table5.csv``, ``detectors.csv``, ``openset.csv``, ``claims.csv``,
+  ``budget.csv``, ``preset_differences.csv`` and ``results.csv`` (every ``evaluate`` row
+  of every model, fractions as ``evaluate`` returns them, its ``detector`` column the
+  ``make_detectors`` name; the table CSVs are in percent, as the paper);
 * ``fig1_projection``, ``fig4_failures``, ``fig5_scores`` (and ``fig5_scores_nosei``) as
   PDF and PNG.
+
+Each model is evaluated once, with its standard detectors (MCL's class Gaussians in its
+SEI settings; MSP for classifiers) and every baseline of ``mclviz.evaluation.BASELINES``
+that applies to it (those reading a classifier's logits only on classifiers), all on the
+same embeddings. Table 1's ODIN and Mahalanobis rows are ODIN and Lee et al.'s detector
+with input pre-processing on ``ce``.
 
 Models come from the shipped checkpoints (``mclviz.zoo``), a folder of checkpoints
 (``checkpoints=DIR``: a ``manifest.json`` as ``zoo`` writes it, or ``DIR/<model>/
@@ -28,9 +39,13 @@ The modules, in the order a run uses them:
 * :mod:`.pipeline`: :func:`reproduce`, find or train the checkpoints, load the images
   once, evaluate, write the files;
 * :mod:`.claims`: the claims and their bootstrap verdicts;
-* :mod:`.tables`: Tables 1-5, the open-set table, the budget, the preset differences;
-* :mod:`.figures`: Figures 1, 4 and 5;
+* :mod:`.tables`: Tables 1-5, the detector x model table, the open-set table, the
+  budget, the preset differences;
+* :mod:`.figures`: Figures 1, 4 and 5 (static and interactive);
 * :mod:`.html`: the page.
+
+And, for ``python -m mclviz score``: :mod:`.gallery`, the HTML gallery of a user's
+scored images (:func:`mclviz.evaluation.score_images`).
 """
 
 from .claims import CLAIM_IDS

@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..scoring import KNN, ODIN, Energy, Mahalanobis
 
 __all__ = [
+    "DETECTOR_LABELS",
     "DEFAULT_METHODS",
     "KNOWN_CLASSES",
     "MSP",
@@ -41,8 +43,32 @@ KNOWN_CLASSES: list[int] = [0, 1, 2, 3, 4, 5]
 _SEI_MODELS = ("mcl", "rot", "mcl-noaux", OPEN_SET)
 
 
+_ODIN, _EPS = ODIN(), Mahalanobis.PREPROCESSING_EPSILON
+#: how a setting names each detector of ``mclviz.evaluation.make_detectors`` (the
+#: ``detector`` column of the report's results)
+DETECTOR_LABELS: dict[str, str] = {
+    "msp": "MSP",
+    "energy": f"Energy (T={Energy().temperature:g})",
+    "odin": f"ODIN (T={_ODIN.temperature:g}, input pre-processing eps={_ODIN.epsilon:g}; "
+    "fixed, not tuned on OOD data)",
+    "mahalanobis": "Lee et al.'s Mahalanobis (tied covariance, raw penultimate features)",
+    "mahalanobis+pre": "Lee et al.'s Mahalanobis (tied covariance, raw penultimate features, "
+    f"input pre-processing eps={_EPS:g}; no feature ensemble)",
+    "rmd": "Relative Mahalanobis (tied covariance, raw penultimate features)",
+    "knn": f"KNN (k={KNN().k}, L2-normalised penultimate features)",
+    "vim": "ViM (penultimate features and the classifier)",
+    "knn-cosine": "cosine kNN (k=2)",
+}
+
+
 class Setting(NamedTuple):
-    """One scored configuration of one model: the keys of an ``evaluate`` row."""
+    """One scored configuration of one model: the keys of an ``evaluate`` row.
+
+    ``detector`` is a name of ``mclviz.evaluation.make_detectors`` (``"gaussians"``,
+    ``"msp"``, ``"odin"``, ``"mahalanobis+pre"``, ...): the report's results carry those
+    names in their ``detector`` column (``mahalanobis+pre`` is the ``Mahalanobis`` detector
+    with input pre-processing).
+    """
 
     model: str
     detector: str = "gaussians"
@@ -56,10 +82,10 @@ class Setting(NamedTuple):
 
     def label(self) -> str:
         """How the report names the setting, e.g. ``"mcl, 8-way SEI w-avg"``."""
-        if self.detector == "msp":
-            how = "MSP"
+        if self.detector != "gaussians":
+            how = DETECTOR_LABELS.get(self.detector, self.detector)
         elif self.ways == 1:
-            how = "Mahalanobis, no SEI" if self.model in ("ce", "rot") else "no SEI"
+            how = "class Gaussians, no SEI" if self.model in ("ce", "rot") else "no SEI"
         else:
             how = f"{self.ways}-way SEI {self.aggregation}"
             if self.variant != "paper":
@@ -95,6 +121,7 @@ class ComparedModel:
     table: pd.DataFrame | None = None
     scores: Any = None  # mclviz.evaluation.Scores
     eval_seconds: float = 0.0
+    not_run: dict[str, str] = field(default_factory=dict)  # detector name: why not run
 
     @classmethod
     def for_name(cls, name: str) -> ComparedModel:
@@ -105,29 +132,30 @@ class ComparedModel:
     def ok(self) -> bool:
         return self.table is not None
 
-    def row(self, s: Setting, ood: str) -> pd.Series | None:
-        """The ``evaluate`` row of setting ``s`` and OOD set ``ood`` (None when absent)."""
+    def rows(self, s: Setting) -> pd.DataFrame:
+        """The ``evaluate`` rows of setting ``s``, one per OOD set (empty when absent)."""
         if not self.ok:
-            return None
+            return pd.DataFrame()
         t = self.table
-        hit = t[
+        return t[
             (t["detector"] == s.detector)
             & (t["ways"] == s.ways)
             & (t["aggregation"] == s.aggregation)
             & (t["variant"] == s.variant)
-            & (t["ood"] == ood)
         ]
+
+    def row(self, s: Setting, ood: str) -> pd.Series | None:
+        """The ``evaluate`` row of setting ``s`` and OOD set ``ood`` (None when absent)."""
+        hit = self.rows(s)
+        hit = hit[hit["ood"] == ood] if len(hit) else hit
         return hit.iloc[0] if len(hit) else None
 
     def detector_scores(self, s: Setting):
         """The :class:`~mclviz.evaluation.DetectorScores` of setting ``s`` (evaluated model)."""
-        for r in self.scores:
-            d = r.detector
-            ways = getattr(d, "views", 1)
-            agg = getattr(d, "aggregation", "none") if ways > 1 else "none"
-            if (d.name, ways, agg, getattr(d, "variant", "paper")) == tuple(s)[1:]:
-                return r
-        raise KeyError(f"{s.key()} was not evaluated")
+        hit = self.rows(s)
+        if not len(hit):
+            raise KeyError(f"{s.key()} was not evaluated")
+        return self.scores[hit["key"].iloc[0]]
 
     def score_arrays(self, s: Setting, ood: str) -> tuple[np.ndarray, np.ndarray]:
         """(IND scores, OOD scores) of a setting, float64."""

@@ -3,7 +3,8 @@
 Nothing is embedded or scored here: the figures read the :class:`~mclviz.evaluation.Scores`
 each model's evaluation returned (its ``outputs`` hold the embeddings). Each figure is
 written as PDF and PNG (:func:`export_figure`; a plotly figure falls back to a matplotlib
-copy when kaleido finds no Chrome).
+copy when kaleido finds no Chrome). Figures 1 and 5 also come as interactive plotly
+figures for the page (the same t-SNE and the same scores as their static versions).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ __all__ = ["FIGURE1_MODELS", "export_figure", "make_figures", "plotly_scatter_to
 #: the models of Figure 1, in the paper's order
 FIGURE1_MODELS = ("simclr", "supclr", "ccm", "mcl")
 
-_Made = tuple[dict[str, list[Path]], dict[str, str]]  # ({key: files}, {key: caption or reason})
+# ({key: files}, {key: caption or reason}, {key: interactive plotly figure})
+_Made = tuple[dict[str, list[Path]], dict[str, str], dict[str, go.Figure]]
 
 
 def export_figure(fig, stem: Path) -> list[Path]:
@@ -80,7 +82,8 @@ def _figure1(
     """Projections of the same test sample (+ OOD in grey) for the four models."""
     panel = [m for m in FIGURE1_MODELS if m in models and models[m].ok]
     if not panel:
-        return {}, {"fig1": "Figure 1 not made: " + missing_reason(models, list(FIGURE1_MODELS))}
+        why = "Figure 1 not made: " + missing_reason(models, list(FIGURE1_MODELS))
+        return {}, {"fig1": why}, {}
     yte, x_ood = data.test[1], data.ood[claim_ood]
     rng = np.random.default_rng(0)
     n_in, n_out = min(len(yte), 2000), min(len(x_ood), 500)
@@ -101,23 +104,19 @@ def _figure1(
         f"points for every model ({', '.join(panel)}); seed 0."
         + (f" Not shown: {', '.join(missing)} (not evaluated)." if missing else "")
     )
-    return {"fig1": export_figure(fig, out / "fig1_projection")}, {"fig1": note}
+    return {"fig1": export_figure(fig, out / "fig1_projection")}, {"fig1": note}, {"fig1": fig}
 
 
 def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> _Made:
     """Score distributions, MCL + SEI (its most views, w-avg) and MCL without SEI."""
-    files, notes = {}, {}
+    files, notes, interactive = {}, {}, {}
     best = _best(mcl)
     label = ood_label(claim_ood)
     for key, s in (("fig5", best), ("fig5_nosei", no_sei("mcl"))):
         entry = mcl.detector_scores(s)
-        fig = score_distribution(
-            entry.score_in,
-            (entry.pred == data.test[1]).numpy(),
-            entry.score_out[claim_ood],
-            ood_name=label,
-            backend="matplotlib",
-        )
+        args = (entry.score_in, (entry.pred == data.test[1]).numpy(), entry.score_out[claim_ood])
+        fig = score_distribution(*args, ood_name=label, backend="matplotlib")
+        interactive[key] = score_distribution(*args, ood_name=label, backend="plotly")
         stem = "fig5_scores" if key == "fig5" else "fig5_scores_nosei"
         files[key] = export_figure(fig, out / stem)
         notes[key] = (
@@ -125,7 +124,7 @@ def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> _Made:
             f"({s.label()}): CIFAR-10 test images classified correctly / wrongly, "
             f"and {label}; dashed: the threshold keeping 95% of IND."
         )
-    return files, notes
+    return files, notes, interactive
 
 
 def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Path) -> _Made:
@@ -145,7 +144,7 @@ def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Pa
     o_score = entry.score_out[claim_ood][o_idx]
     queries = torch.cat([z_oo[o_idx, 0], z_te[m_idx, 0]])
     if not len(queries):
-        return {}, {"fig4": "Figure 4 not made: no OOD image and no misclassified test image."}
+        return {}, {"fig4": "Figure 4 not made: no OOD image and no misclassified test image."}, {}
     images = torch.cat([x_ood[o_idx], xte[m_idx]])
     titles = [
         f"{label.split(' (')[0]}\npred {class_name(int(p), names)}\ns={float(sc):.3g}"
@@ -167,7 +166,7 @@ def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Pa
         f"scores, each with its {k} nearest training images (cosine distance "
         "of the projection z, plain view)."
     )
-    return {"fig4": export_figure(fig, out / "fig4_failures")}, {"fig4": note}
+    return {"fig4": export_figure(fig, out / "fig4_failures")}, {"fig4": note}, {}
 
 
 def make_figures(
@@ -177,7 +176,9 @@ def make_figures(
     names: list[str],
     out: Path,
 ) -> _Made:
-    """Figures 1, 4, 5 into ``out``; returns ({key: files}, {key: caption or reason not made}).
+    """Figures 1, 4, 5 into ``out``; returns ({key: files}, {key: caption or reason not
+    made}, {key: interactive plotly figure}) with keys ``fig1``, ``fig4``, ``fig5``,
+    ``fig5_nosei`` (interactive: ``fig1``, ``fig5``, ``fig5_nosei``).
 
     Args:
         models: the evaluated models (their ``scores`` hold embeddings and scores).
@@ -186,14 +187,15 @@ def make_figures(
         names: the class names.
         out: the report folder.
     """
-    files, notes = _figure1(models, data, claim_ood, names, out)
+    files, notes, interactive = _figure1(models, data, claim_ood, names, out)
     mcl = models.get("mcl")
     if mcl is None or not mcl.ok:
         reason = missing_reason(models, ["mcl"])
         notes["fig4"] = f"Figure 4 not made: {reason}"
         notes["fig5"] = f"Figure 5 not made: {reason}"
-        return files, notes
+        return files, notes, interactive
     for made in (_figure5(mcl, data, claim_ood, out), _figure4(mcl, data, claim_ood, names, out)):
         files.update(made[0])
         notes.update(made[1])
-    return files, notes
+        interactive.update(made[2])
+    return files, notes, interactive

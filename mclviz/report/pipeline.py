@@ -2,14 +2,22 @@
 model, then write the tables, claims, figures and the page.
 
 Evaluation work is shared: the images are loaded once (``load_eval_data``) and passed to
-``evaluate`` for every model; the figures and the claims read the embeddings and scores
-``evaluate`` returns (:class:`mclviz.evaluation.Scores`), so nothing is embedded twice
-(``cache_dir`` also keeps the embeddings on disk between runs).
+``evaluate`` once per model, with the standard detectors and the baselines together
+(``make_detectors``), so every detector of a model reads the same embeddings; the figures
+and the claims read the embeddings and scores ``evaluate`` returns
+(:class:`mclviz.evaluation.Scores`), so nothing is embedded twice (``cache_dir`` also
+keeps the embeddings on disk between runs). The model table's ``detector`` column is
+renamed to the ``make_detectors`` names (``mahalanobis+pre`` is the ``Mahalanobis``
+detector with input pre-processing), the vocabulary of :class:`~.compared.Setting`.
 
 Cost: on the full sets (50,000 training images fit the Gaussians of each rotation, 10,000
 test images and 10,000 per OOD set, 8 SEI views for mcl / rot / mcl-noaux / mcl-openset,
 1 view for the others) evaluation is about 2.2 million forward passes, most of the run's
-time on a CPU (fp32, as ``evaluate`` embeds). ``train_subset=10000, test_subset=2000``
+time on a CPU (fp32, as ``evaluate`` embeds). The baselines add the penultimate features
+of the six contrastive models (one view of every image: about 0.5 million forward
+passes) and input pre-processing for ODIN (``ce``, ``rot``) and ``mahalanobis+pre`` (every
+model) on the test and OOD images: about 0.4 million images, each a forward and backward
+pass and then a forward pass. ``train_subset=10000, test_subset=2000``
 cuts it five-fold; the report states the subsets it used.
 """
 
@@ -45,6 +53,7 @@ from .tables import (
     TABLE_ROWS,
     budget_table,
     data_caveats,
+    detector_table,
     openset_table,
     precision_note,
     preset_differences_table,
@@ -175,19 +184,44 @@ def _load_data(models: dict[str, ComparedModel], run: _Run):
     return data, open_data
 
 
+def _detectors(m: ComparedModel) -> tuple[list, dict[str, str], dict[str, str]]:
+    """The detectors one model is evaluated with: the standard ones (its SEI views) and
+    every baseline that applies; ({detector key: make_detectors name}, {name: why not})."""
+    from ..evaluation import BASELINES, make_detectors, standard_detectors
+
+    method = m.checkpoint.config.method_entry
+    dets = standard_detectors(method, sei=m.sei)
+    names = {d.key: d.name for d in dets}
+    not_run: dict[str, str] = {}
+    for name in BASELINES:
+        try:
+            (det,) = make_detectors([name], method)
+        except ValueError as err:  # make_detectors decides what a model can be scored with
+            if "classifier" not in str(err):
+                raise
+            not_run[name] = "n/a (no classifier)"
+            continue
+        if det.key not in names:  # MSP is standard for classifiers already
+            dets.append(det)
+            names[det.key] = name
+    return dets, names, not_run
+
+
 def _evaluate_all(models: dict[str, ComparedModel], data, open_data, run: _Run, bar) -> None:
-    """Step 3: ``evaluate`` every model found on the shared images (table and scores)."""
+    """Step 3: ``evaluate`` every model found on the shared images, once, with the standard
+    detectors and the baselines (one set of embeddings per model; table and scores)."""
     from ..evaluation import evaluate
 
     for n, m in models.items():
         bar.set_postfix_str(f"evaluate {n}")
         if m.checkpoint is not None and not m.status:
+            dets, names, m.not_run = _detectors(m)
             try:
                 m.table, m.scores = evaluate(
                     m.checkpoint,
                     precision=run.precision,
                     ood=run.ood if n != OPEN_SET else (),
-                    sei=m.sei,
+                    detectors=dets,
                     data=open_data if n == OPEN_SET else data,
                     cache_dir=run.cache,
                     progress=run.progress,
@@ -196,6 +230,9 @@ def _evaluate_all(models: dict[str, ComparedModel], data, open_data, run: _Run, 
             except ValueError as err:  # e.g. too few training images per class
                 m.status = f"evaluating {n} failed: {err}"
             else:
+                # one vocabulary: the make_detectors names ("mahalanobis+pre" is the
+                # Mahalanobis detector with input pre-processing)
+                m.table["detector"] = m.table["key"].map(names)
                 m.eval_seconds = float(m.table.attrs.get("seconds", 0.0))
         bar.update(1)
 
@@ -245,6 +282,7 @@ def _write_report(models: dict[str, ComparedModel], data, run: _Run, bar) -> Pat
     bar.set_postfix_str("claims")
     claims = claims_table(models, run.claim_ood, n_boot=run.n_boot)
     tables = {name: reproduced_table(name, models, run.ood) for name in TABLE_ROWS}
+    detectors = detector_table(models)
     openset = openset_table(models)
     budget, diffs = budget_table(models), preset_differences_table(models, run.preset)
     bar.update(1)
@@ -252,14 +290,15 @@ def _write_report(models: dict[str, ComparedModel], data, run: _Run, bar) -> Pat
     bar.set_postfix_str("figures")
     if run.figures:
         names = class_names("cifar10", run.data_root)
-        files, notes = make_figures(models, data, run.claim_ood, names, run.out)
+        files, notes, interactive = make_figures(models, data, run.claim_ood, names, run.out)
     else:
-        files = {}
+        files, interactive = {}, {}
         notes = {k: f"Figure {k[3]} not made (figures=False)." for k in ("fig1", "fig4", "fig5")}
     bar.update(1)
 
-    csvs = {"results": _results_table(models), "claims": claims, **tables, "openset": openset}
-    csvs.update(budget=budget, preset_differences=diffs)
+    results = _results_table(models)
+    csvs = {"results": results, "claims": claims, **tables, "detectors": detectors}
+    csvs.update(openset=openset, budget=budget, preset_differences=diffs)
     for name, df in csvs.items():
         df.to_csv(run.out / f"{name}.csv", index=False)
     index = run.out / "index.html"
@@ -277,6 +316,10 @@ def _write_report(models: dict[str, ComparedModel], data, run: _Run, bar) -> Pat
         ood=run.ood,
         claim_ood=run.claim_ood,
         preset=run.preset,
+        detectors=detectors,
+        results=results,
+        models=list(models),
+        interactive=interactive,
     )
     bar.update(1)
     return index

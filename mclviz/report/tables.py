@@ -3,6 +3,9 @@
 * :func:`reproduced_table`: one paper table in its shape, the paper's rows (those we do
   not run say why), our setting and numbers, the published ones and the differences
   (``mclviz.paper_numbers``); the numbers in percent.
+* :func:`detector_table`: every detector of the field (``mclviz.evaluation.BASELINES``)
+  and MCL's class Gaussians with and without SEI, on every model: AUROC per OOD set and
+  the accuracy of the detectors that classify (issue 16).
 * :func:`openset_table`: the open-set model (6 known / 4 unknown CIFAR-10 classes).
 * :func:`budget_table`, :func:`preset_differences_table`: how each checkpoint was trained,
   and where its config differs from the preset; :func:`data_caveats` quotes the data
@@ -19,14 +22,19 @@ import numpy as np
 import pandas as pd
 
 from ..config import PRESETS, Config
-from .compared import MSP, OPEN_SET, ComparedModel, Setting, no_sei, sei
+from ..evaluation import BASELINES
+from ..scoring import KNN, ODIN, Energy, Mahalanobis
+from .compared import DETECTOR_LABELS, MSP, OPEN_SET, ComparedModel, Setting, no_sei, sei
 from .ood import PAPER_OOD, ablation_ood, ood_column
 
 __all__ = [
+    "DETECTOR_HOW",
+    "DETECTOR_ROWS",
     "TABLE_ROWS",
     "budget_table",
     "config_differences",
     "data_caveats",
+    "detector_table",
     "openset_table",
     "precision_note",
     "preset_differences_table",
@@ -35,14 +43,23 @@ __all__ = [
 
 # Table rows: (paper row name, our setting) or (paper row name, reason it is not run).
 _NOT_IMPL = "not run: not implemented in mclviz"
-_NO_FINETUNE = "not run: mclviz has no fine-tuning stage"
+# mclviz.training.fine_tune is the mean-shifted one-class method's; nothing fine-tunes a
+# SimCLR or MCL backbone with cross-entropy (alone or with NT-Xent)
+_NO_CE_FINETUNE = (
+    "not run: mclviz has no cross-entropy fine-tuning of a contrastive backbone "
+    "(its only fine-tuning, mclviz.training.fine_tune, is the mean-shifted one-class method)"
+)
+_NO_JOINT_FINETUNE = (
+    "not run: mclviz has no joint cross-entropy + NT-Xent fine-tuning "
+    "(its only fine-tuning, mclviz.training.fine_tune, is the mean-shifted one-class method)"
+)
 _NO_DA = "not run: no mclviz method trains on rotated images without rotation labels"
 #: the rows of each paper table: (paper row, our setting or why it is not run)
 TABLE_ROWS: dict[str, list[tuple[str, Setting | str]]] = {
     "table1": [
         ("Baseline", MSP["ce"]),
-        ("ODIN", _NOT_IMPL + " (temperature scaling + input pre-processing)"),
-        ("Mahalanobis", no_sei("ce")),
+        ("ODIN", Setting("ce", "odin")),  # the paper's row has post-processing (*)
+        ("Mahalanobis", Setting("ce", "mahalanobis+pre")),  # * : with input pre-processing
         ("Auxiliary Rotation", MSP["rot"]),
         ("Outlier Exposure", _NOT_IMPL + " (needs auxiliary OOD training data)"),
         ("SupCLR", no_sei("supclr")),
@@ -59,11 +76,11 @@ TABLE_ROWS: dict[str, list[tuple[str, Setting | str]]] = {
     ],
     "table3": [
         ("Baseline (w/o NT-Xent)", MSP["ce"]),
-        ("SimCLR (CE fine-tuned)", _NO_FINETUNE),
-        ("SimCLR (joint fine-tuned)", _NO_FINETUNE),
+        ("SimCLR (CE fine-tuned)", _NO_CE_FINETUNE),
+        ("SimCLR (joint fine-tuned)", _NO_JOINT_FINETUNE),
         ("MCL (w/o SPA, w/o aux)", no_sei("ccm")),
         ("MCL (w/o aux)", no_sei("mcl-noaux")),
-        ("MCL (CE fine-tuned)", _NO_FINETUNE),
+        ("MCL (CE fine-tuned)", _NO_CE_FINETUNE),
         ("MCL", no_sei("mcl")),
         ("SimCLR (ours only, no fine-tuning)", no_sei("simclr")),
     ],
@@ -231,9 +248,133 @@ def reproduced_table(
     return out[_column_order(out, pairs, ood)]
 
 
+# ----------------------------------------------------------------------------- detectors
+
+
+def _detector_rows() -> list[tuple[str, str, int, str]]:
+    short = {
+        "msp": "MSP",
+        "energy": "Energy",
+        "odin": "ODIN",
+        "mahalanobis": "Mahalanobis (Lee et al.)",
+        "mahalanobis+pre": "Mahalanobis (Lee et al.) + input pre-processing",
+        "rmd": "Relative Mahalanobis",
+        "knn": "KNN (Sun et al.)",
+        "vim": "ViM",
+    }
+    rows = [(short[n], n, 1, "none") for n in BASELINES]
+    rows += [
+        ("MCL's class Gaussians, no SEI (Eq. 12-14)", "gaussians", 1, "none"),
+        ("MCL's class Gaussians, 8-way SEI w-avg (Eq. 15-20)", "gaussians", 8, "w-avg"),
+    ]
+    return rows
+
+
+#: the rows of the detector x model table: (row, detector name, SEI views, aggregation)
+DETECTOR_ROWS: list[tuple[str, str, int, str]] = _detector_rows()
+_GAUSSIANS_HOW = (
+    "the method's scored output (z = g(f(x)) for contrastive models, the penultimate "
+    "features for classifiers), L2-normalised (as the authors' code; Eq. 12 has none); "
+    "covariance 'auto': one per class (Eq. 12) when every class has more training images "
+    "than dimensions, else one tied covariance (each model's choice: in its cell)"
+)
+_LEE = (
+    "raw penultimate features (not normalised); one tied covariance, the within-class "
+    "scatter / N (Lee et al.) + 1e-6 I"
+)
+#: how each detector normalises its inputs and which covariance it uses
+DETECTOR_HOW: dict[str, str] = {
+    "msp": "logits; no normalisation, no covariance",
+    "energy": f"logits, T = {Energy().temperature:g}; no normalisation, no covariance",
+    "odin": f"logits / T (T = {ODIN().temperature:g}) of the inputs moved by eps = "
+    f"{ODIN().epsilon:g} along the sign of the score's gradient; no normalisation, no "
+    "covariance",
+    "mahalanobis": _LEE,
+    "mahalanobis+pre": f"{_LEE}; on the inputs moved by eps = "
+    f"{Mahalanobis.PREPROCESSING_EPSILON:g} along the sign of the score's gradient",
+    "rmd": "raw penultimate features; the tied class covariance and one background "
+    "covariance of all training features (both / N, + 1e-6 I)",
+    "knn": "L2-normalised penultimate features; no covariance (minus the distance to the "
+    f"k-th nearest training feature, k = {KNN().k})",
+    "vim": "raw penultimate features centred at the classifier's origin; principal "
+    "subspace of their second moment (D = N / 2 for our widths); no covariance",
+    "gaussians": _GAUSSIANS_HOW,
+}
+
+
+def _all_ood(models: dict[str, ComparedModel]) -> list[str]:
+    seen: dict[str, None] = {}
+    for m in models.values():
+        if m.ok:
+            seen.update(dict.fromkeys(m.table["ood"]))
+    return list(seen)
+
+
+def _detector_cell(m: ComparedModel, name: str, ways: int, agg: str) -> dict[str, Any]:
+    """One (detector, model) cell: its status and, when run, its numbers (percent)."""
+    if not m.ok:
+        return {"status": f"not run: {m.status or 'not evaluated'}"}
+    if name in m.not_run:
+        return {"status": m.not_run[name]}
+    rows = m.rows(Setting(m.name, name, ways, agg))
+    if not len(rows):
+        why = "n/a (not scored with SEI)" if ways > 1 and max(m.sei) < ways else "not evaluated"
+        return {"status": why}
+    first = rows.iloc[0]
+    cell: dict[str, Any] = {
+        "status": "ours",
+        "output": first["output"],
+        "normalize": first["normalize"],
+        "covariance": first["covariance"],
+        "setting_key": first["key"],
+        "acc": 100 * float(first["accuracy"]) if pd.notna(first["accuracy"]) else np.nan,
+    }
+    for _, r in rows.iterrows():
+        cell[f"auroc_{ood_column(r['ood'])}"] = 100 * float(r["auroc"])
+    return cell
+
+
+def detector_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
+    """Every detector row of :data:`DETECTOR_ROWS` on every model, one row per pair.
+
+    Columns: ``row, detector, ways, aggregation, model, status`` ("ours"; "n/a (no
+    classifier)" for a detector that reads a classifier's logits on a model without one;
+    "n/a (not scored with SEI)"; "not run: ..."), ``setting`` (the detector and its
+    hyperparameters), ``how`` (its normalisation and covariance, :data:`DETECTOR_HOW`),
+    ``output, normalize, covariance`` as the
+    evaluation recorded them, ``setting_key`` (the detector's key in ``results.csv``),
+    ``acc`` (only for detectors that classify) and ``auroc_<ood>`` per OOD set the model
+    was evaluated on, in percent.
+    """
+    oods = _all_ood(models)
+    out = []
+    for row, name, ways, agg in DETECTOR_ROWS:
+        for model_name, m in models.items():
+            cell = _detector_cell(m, name, ways, agg)
+            out.append(
+                {
+                    "row": row,
+                    "detector": name,
+                    "ways": ways,
+                    "aggregation": agg,
+                    "model": model_name,
+                    "setting": DETECTOR_LABELS.get(name, row),
+                    "how": DETECTOR_HOW[name],
+                    **cell,
+                }
+            )
+    columns = [
+        "row", "detector", "ways", "aggregation", "model", "status", "setting", "how", "output",
+        "normalize", "covariance", "setting_key", "acc",
+        *[f"auroc_{ood_column(o)}" for o in oods],
+    ]  # fmt: skip
+    return pd.DataFrame(out).reindex(columns=columns)
+
+
 def openset_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
-    """The open-set model's rows (paper variant): accuracy on the known classes, AUROC of
-    known vs unknown test images; one 'not run' row when it was not evaluated."""
+    """The open-set model's rows (class Gaussians, every SEI setting, paper variant):
+    accuracy on the known classes, AUROC of known vs unknown test images; one 'not run'
+    row when it was not evaluated (the baselines on it: :func:`detector_table`)."""
     model = models.get(OPEN_SET)
     row0 = "MCL (open set: 6 known / 4 unknown CIFAR-10 classes)"
     if model is None or not model.ok:
@@ -242,7 +383,9 @@ def openset_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
             [{"row": row0, "model": OPEN_SET, "setting": "", "status": f"not run: {reason}"}]
         )
     rows = []
-    t = model.table[(model.table["ood"] == "open-set") & (model.table["variant"] == "paper")]
+    t = model.table
+    # MCL's scoring in every SEI setting; the baselines on this model: the detector table
+    t = t[(t["ood"] == "open-set") & (t["variant"] == "paper") & (t["detector"] == "gaussians")]
     for _, r in t.iterrows():
         s = Setting(OPEN_SET, r["detector"], int(r["ways"]), r["aggregation"], r["variant"])
         rows.append(

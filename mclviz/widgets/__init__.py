@@ -29,11 +29,13 @@ needed (:mod:`._display`).
 
 from .failures import FailureViewer
 from .figures import loss_curve, result_label, result_projection, result_scores
+from .operating_point import OperatingPointExplorer
 from .projection import ProjectionExplorer
 from .retrain import RetrainPanel
 
 __all__ = [
     "FailureViewer",
+    "OperatingPointExplorer",
     "ProjectionExplorer",
     "RetrainPanel",
     "loss_curve",

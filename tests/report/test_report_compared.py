@@ -19,7 +19,12 @@ from mclviz.report.compared import (
 def test_setting_keys_and_labels():
     assert sei("mcl").key() == "mcl/gaussians/8/w-avg/paper"
     assert no_sei("mcl").key() == "mcl/gaussians/1/none/paper"
-    assert no_sei("ce").label() == "ce, Mahalanobis, no SEI"
+    assert no_sei("ce").label() == "ce, class Gaussians, no SEI"
+    assert Setting("ce", "odin").label().startswith("ce, ODIN (T=1000, input pre-processing")
+    lee = Setting("ce", "mahalanobis+pre")
+    assert lee.key() == "ce/mahalanobis+pre/1/none/paper"
+    assert "Lee et al." in lee.label() and "eps=0.002" in lee.label()
+    assert "pre-processing" not in Setting("ce", "mahalanobis").label()
     assert no_sei("supclr").label() == "supclr, no SEI"
     assert sei("rot", 4, "max").label() == "rot, 4-way SEI max"
     assert MSP["rot"].label() == "rot, MSP"

@@ -20,8 +20,9 @@ CACHE_FILE = re.compile(r"([0-9a-f]{16})-(.+)-\d+-([a-z]+)-v(\d+)-[0-9a-f]{16}\.
 
 def test_every_image_set_is_embedded_once(full):
     # Each view of each image set is embedded once per model and output: a later SEI
-    # setting embeds only the views still missing (another file), and the figures and
-    # the claims read what evaluate embedded. No other embedding is computed.
+    # setting embeds only the views still missing (another file), the baselines read the
+    # same embeddings (one evaluation per model), and the figures and the claims read what
+    # evaluate embedded. No other embedding is computed.
     names = [*DEFAULT_METHODS, OPEN_SET]
     model_of = {
         load(full.out / "runs" / n / "checkpoint.safetensors").sha256[:16]: n for n in names
@@ -41,6 +42,9 @@ def test_every_image_set_is_embedded_once(full):
     for (n, split, output), tags in views.items():
         if output == "logits":  # MSP of the classifiers (fitted on train too): the plain view
             assert n in ("ce", "rot") and tags == ["0"], (n, split, tags)
+            continue
+        if output == "features" and n not in ("ce", "rot"):  # the baselines: plain view
+            assert tags == ["0"], (n, split, tags)
             continue
         w = 1 if n not in sei_models else 4 if split == "train" else 8
         assert sorted("".join(tags)) == [str(v) for v in range(w)], (n, split, output, tags)
@@ -68,7 +72,8 @@ def test_methods_left_out_give_not_tested_lines(full, tmp_path):
             and missing in claims.loc[cid, "note"]
         )
     a = claims.loc[["a"]]  # only the baselines of ce are there
-    assert list(a["b"]) == ["Baseline", "Mahalanobis"] and a["verdict"].ne("not tested").all()
+    assert list(a["b"]) == ["Baseline", "ODIN", "Mahalanobis"]
+    assert a["verdict"].ne("not tested").all()
     assert (
         a["note"].iloc[0].startswith("not compared") and "rot not in methods" in a["note"].iloc[0]
     )

@@ -6,10 +6,10 @@ import numpy as np
 from report_run import TEST_SUBSET, TOL, TRAIN_SUBSET, read_csv
 
 from mclviz.config import Config
-from mclviz.evaluation import evaluate, load_eval_data
+from mclviz.evaluation import BASELINES, evaluate, load_eval_data
 from mclviz.paper_numbers import paper_table
 from mclviz.report import DEFAULT_METHODS, OPEN_SET
-from mclviz.report.tables import config_differences, data_caveats
+from mclviz.report.tables import DETECTOR_ROWS, config_differences, data_caveats
 
 
 def test_tables_have_the_papers_rows_and_our_numbers(full):
@@ -29,7 +29,17 @@ def test_tables_have_the_papers_rows_and_our_numbers(full):
     t1 = read_csv(full.out, "table1").set_index("row")
     assert t1.loc["MCL + SEI (ResNet-18)", "status"] == "ours"  # tiny is a ResNet-18
     assert t1.loc["MCL + SEI (ResNet-34)", "status"].startswith("not run")
-    assert t1.loc["ODIN", "status"].startswith("not run")
+    # ODIN and Lee's Mahalanobis (with input pre-processing, the paper's "*" rows) on ce
+    assert t1.loc["ODIN", "status"] == "ours" and t1.loc["ODIN", "detector"] == "odin"
+    assert t1.loc["Mahalanobis", "detector"] == "mahalanobis+pre"
+    assert t1.loc["Mahalanobis", "model"] == "ce" and t1.loc["ODIN", "model"] == "ce"
+    assert "input pre-processing eps=0.002" in t1.loc["Mahalanobis", "setting"]
+    assert "eps=0.0014" in t1.loc["ODIN", "setting"]
+    assert t1.loc["Outlier Exposure", "status"].startswith("not run: not implemented")
+    t3 = read_csv(full.out, "table3").set_index("row")
+    for row in ("SimCLR (CE fine-tuned)", "SimCLR (joint fine-tuned)", "MCL (CE fine-tuned)"):
+        status = t3.loc[row, "status"]
+        assert status.startswith("not run: mclviz has no") and "mclviz.training.fine_tune" in status
     for c in (
         "imagenet_fix_ours",
         "imagenet_fix_paper",
@@ -66,6 +76,9 @@ def test_numbers_equal_the_evaluate_output(full):
             progress=False,
         )
         ours = results[results["model"] == model].drop(columns="model")
+        # the report ran the baselines beside the standard detectors, in one evaluation
+        assert set(direct["key"]) < set(ours["key"])
+        ours = ours[ours["key"].isin(direct["key"])]
         merged = direct.merge(ours, on=["method", *keys], suffixes=("", "_csv"))
         assert len(merged) == len(direct) == len(ours)
         for c in ("accuracy", "auroc", "aupr_in", "aupr_out", "fpr95"):
@@ -83,8 +96,16 @@ def test_numbers_equal_the_evaluate_output(full):
             assert abs(row["auroc_ours"] - 100 * tin["auroc"]) < TOL
             assert abs(row["acc_ours"] - 100 * tin["accuracy"]) < TOL
         else:
-            row = read_csv(full.out, "table1").set_index("row").loc["Mahalanobis"]
-            assert abs(row["imagenet_fix_ours"] - 100 * tin["auroc"]) < TOL
+            lee = results[
+                (results["model"] == "ce")
+                & (results["detector"] == "mahalanobis+pre")
+                & (results["ood"] == "tinyimagenet-resize")
+            ]
+            assert len(lee) == 1 and lee["label"].iloc[0] == "Mahalanobis (eps=0.002)"
+            t1 = read_csv(full.out, "table1").set_index("row")
+            assert (
+                abs(t1.loc["Mahalanobis", "imagenet_fix_ours"] - 100 * lee["auroc"].iloc[0]) < TOL
+            )
             msp = direct[(direct["detector"] == "msp") & (direct["ood"] == "uniform")].iloc[0]
             base = read_csv(full.out, "table1").set_index("row").loc["Baseline"]
             assert abs(base["auroc_uniform_ours"] - 100 * msp["auroc"]) < TOL
@@ -124,3 +145,42 @@ def test_data_caveats_come_from_the_readme(tmp_path):
         "# data\n\nCaveats, to state:\n- one\n  continued\n- two\n\nOther text.\n"
     )
     assert data_caveats(str(tmp_path)) == ["one continued", "two"]
+
+
+def test_detector_table_runs_every_baseline_where_it_applies(full):
+    det = read_csv(full.out, "detectors")
+    results = read_csv(full.out, "results")
+    models = [*DEFAULT_METHODS, OPEN_SET]
+    assert len(det) == len(DETECTOR_ROWS) * len(models)
+    assert list(dict.fromkeys(det["model"])) == models
+    assert list(dict.fromkeys(det["detector"])) == [*BASELINES, "gaussians"]
+    classifiers = {"ce", "rot"}
+    for _, r in det.iterrows():
+        needs_logits = r["detector"] in ("msp", "energy", "odin", "vim")
+        if needs_logits and r["model"] not in classifiers:
+            assert r["status"] == "n/a (no classifier)", (r["detector"], r["model"])
+            continue
+        if r["ways"] == 8 and r["model"] not in ("mcl", "rot", "mcl-noaux", OPEN_SET):
+            assert r["status"] == "n/a (not scored with SEI)"
+            continue
+        assert r["status"] == "ours", (r["detector"], r["model"], r["status"])
+        hit = results[
+            (results["model"] == r["model"])
+            & (results["detector"] == r["detector"])
+            & (results["ways"] == r["ways"])
+            & (results["aggregation"] == r["aggregation"])
+            & (results["variant"] == "paper")
+        ]
+        assert set(hit["key"]) == {r["setting_key"]}
+        for _, h in hit.iterrows():
+            ours = r[f"auroc_{h['ood'].replace('-', '_')}"]
+            assert abs(ours - 100 * h["auroc"]) < TOL
+        # accuracy where the detector classifies (KNN does not)
+        assert np.isnan(r["acc"]) == (r["detector"] == "knn")
+        if r["detector"] == "gaussians":
+            assert r["covariance"] in ("class", "tied") and "L2-normalised" in r["how"]
+        if r["detector"].startswith("mahalanobis"):
+            assert "tied covariance" in r["how"] and "raw penultimate features" in r["how"]
+    # the open-set model is scored on its unknown classes only
+    op = det[(det["model"] == OPEN_SET) & (det["status"] == "ours")]
+    assert op["auroc_open_set"].notna().all() and op["auroc_tinyimagenet_resize"].isna().all()

@@ -9,6 +9,7 @@ from mclviz import widgets
 
 PUBLIC_NAMES = [
     "FailureViewer",
+    "OperatingPointExplorer",
     "ProjectionExplorer",
     "RetrainPanel",
     "loss_curve",
