@@ -2,12 +2,14 @@
 
     python scripts/train_shipped.py --hours 2 [--methods mcl simclr ...]
 
-Each model trains with the ``small`` preset on CIFAR-10 into
+Each model trains with the ``fast`` preset (``mclviz.config``) and its own overrides below
+on CIFAR-10 (all 50,000 training images) into
 ``checkpoints/runs/<name>/checkpoint.safetensors`` (the resumable state, tracked in git
 while a run is unfinished so that the next session continues it), and is shipped after
 every stint as ``checkpoints/<name>.safetensors`` (float16 weights) with its manifest
 entry, which records how much of the schedule it completed. A finished run's resumable
-state is deleted. Run it in the background; it stops cleanly at the deadline.
+state is deleted. A shipped model whose config differs from the one asked for (an older
+recipe) is retrained. Run it in the background; it stops cleanly at the deadline.
 
 ``--threads-file F``: a file holding a number of torch threads, read after every step.
 Write ``1`` into it while other work needs a core (two processes each asking for both
@@ -24,23 +26,51 @@ from pathlib import Path
 
 import torch
 
+from mclviz.checkpoint import read_manifest
 from mclviz.config import Config
 from mclviz.training import prepare_data, train
 from mclviz.zoo import checkpoints_dir, ship
 
-#: name -> config overrides on top of Config.preset("small", ...), in training order:
-#: the headline model first, then the rows its claims compare against, then the rest of
-#: what the notebooks open (simclr, ccm), then the cross-entropy baselines.
+#: name -> config overrides on top of Config.preset("fast", ...), in training order: the
+#: headline model and the baselines its targets name first, then the rows of the claims,
+#: then the open-set model. The contrastive models share one schedule (same epochs, same
+#: views per image), so the claims that compare them compare equal training.
+CONTRASTIVE_EPOCHS = 15
 MODELS = {
-    "mcl": {"method": "mcl"},
-    "supclr": {"method": "supclr"},
-    "mcl-noaux": {"method": "mcl-noaux"},
-    "simclr": {"method": "simclr"},
-    "ccm": {"method": "ccm"},
     "ce": {"method": "ce"},
-    "rot": {"method": "rot"},
-    "mcl-openset": {"method": "mcl", "known_classes": [0, 1, 2, 3, 4, 5]},
+    "mcl": {"method": "mcl", "rotations_per_image": 1, "epochs": CONTRASTIVE_EPOCHS},
+    "mcl-ce": {
+        "method": "mcl",
+        "rotations_per_image": 1,
+        "aux_ce": 1.0,
+        "epochs": CONTRASTIVE_EPOCHS,
+    },
+    "supclr": {"method": "supclr", "epochs": CONTRASTIVE_EPOCHS},
+    "mcl-noaux": {"method": "mcl-noaux", "epochs": CONTRASTIVE_EPOCHS},
+    "ccm": {"method": "ccm", "epochs": CONTRASTIVE_EPOCHS},
+    "simclr": {"method": "simclr", "epochs": CONTRASTIVE_EPOCHS},
+    "rot": {"method": "rot", "rotations_per_image": 1},
+    "mcl-openset": {
+        "method": "mcl",
+        "rotations_per_image": 1,
+        "epochs": CONTRASTIVE_EPOCHS,
+        "known_classes": [0, 1, 2, 3, 4, 5],
+    },
 }
+
+
+def config_of(name: str, preset: str = "fast") -> Config:
+    """The config model ``name`` is trained with."""
+    return Config.preset(preset, **MODELS[name])
+
+
+def _is_shipped(folder: Path, name: str, config: Config) -> bool:
+    """The shipped model is this config's, with the schedule complete."""
+    entry = read_manifest(folder).get(name)
+    if entry is None or not (folder / entry["file"]).exists():
+        return False
+    shipped = Config.from_dict(entry["config"]).replace(num_classes=config.num_classes)
+    return shipped.to_dict() == config.to_dict() and bool(entry["metrics"].get("complete"))
 
 
 def _thread_control(path: Path):
@@ -61,6 +91,7 @@ def _thread_control(path: Path):
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--hours", type=float, default=1.0)
+    p.add_argument("--preset", default="fast", help="the preset the overrides apply to")
     p.add_argument("--methods", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument(
         "--threads-file",
@@ -75,10 +106,9 @@ def main() -> None:
     for name in args.methods:
         if time.time() > deadline:
             break
-        config = Config.preset("small", **MODELS[name])
+        config = config_of(name, args.preset)
         run = folder / "runs" / name
-        shipped = folder / f"{name}.safetensors"
-        if shipped.exists() and not run.exists():
+        if _is_shipped(folder, name, config) and not run.exists():
             print(f"{name}: already complete, skipped")
             continue
         images, labels = prepare_data(config)

@@ -46,6 +46,9 @@ __all__ = [
     "DetectorScores",
     "Scores",
     "make_detectors",
+    "pick_detector",
+    "recommended_detector",
+    "recommended_gaussians",
     "score",
     "standard_detectors",
     "scored_views",
@@ -244,7 +247,64 @@ def make_detectors(
     return dets
 
 
-def _run(det: Detector, outputs: Outputs, split: str):
+def recommended_gaussians(method) -> ClassGaussians:
+    """The class Gaussians of the evaluation's defaults, 8-way SEI w-avg with rotation labels."""
+    views = 8 if method.rotation_labels else 1
+    return ClassGaussians(views=views, aggregation="w-avg", covariance="auto")
+
+
+def pick_detector(scores: Scores, *, gaussians_only: bool = False) -> str:
+    """The key of the detector of ``scores`` a view shows when none is named.
+
+    The method's :func:`recommended_detector` when it was scored; else (classifiers) MSP;
+    else the class Gaussians with the most SEI views, w-avg aggregation and the paper's
+    variant; else the first detector. ``gaussians_only`` considers only class Gaussians.
+    """
+    from .. import methods
+
+    dets = [r.detector for r in scores]
+    gauss = [d for d in dets if isinstance(d, ClassGaussians)]
+    pool = gauss if gaussians_only else dets
+    if not pool:
+        raise ValueError(
+            "these scores hold no "
+            + ("ClassGaussians detector; pass detector=" if gaussians_only else "detector")
+        )
+    if scores.method in methods.names():
+        entry = methods.get(scores.method)
+        best = recommended_gaussians(entry) if gaussians_only else recommended_detector(entry)
+        if best.key in scores.results:
+            return best.key
+        msp = [d for d in pool if isinstance(d, MSP)]
+        if entry.classifier and msp:
+            return msp[0].key
+    if gauss:
+        return max(
+            gauss, key=lambda d: (d.views, d.aggregation == "w-avg", d.variant == "paper")
+        ).key
+    return pool[0].key
+
+
+def recommended_detector(method) -> Detector:
+    """The detector mclviz recommends for a model of ``method`` (its registry entry): what
+    ``mclviz score``, the operating-point explorer and the result views use by default.
+
+    One-class (``msc``): the cosine kNN of the mean-shifted paper; a classifier head
+    (``ce``, ``rot``): MSP (the paper's Baseline); rotation labels without a classifier
+    (``mcl``): class Gaussians with 8-way SEI w-avg (the paper's best, Table 4); other
+    contrastive models: class Gaussians on the plain image (SEI hurts them, Table 5). The
+    Gaussians take the evaluation's defaults (``covariance="auto"``, outputs
+    L2-normalised, the paper's aggregation).
+    """
+    if method.one_class:
+        return CosineKNN()
+    if method.classifier:
+        return MSP()
+    return recommended_gaussians(method)
+
+
+def run_detector(det: Detector, outputs: Outputs, split: str):
+    """(pred or None, scores) of a fitted detector on one split of ``outputs``."""
     if det.epsilon:
         x = outputs.perturbed(det.output, split, det)
     else:
@@ -279,10 +339,10 @@ def score(
         fit_views = det.fit_views if not hasattr(det, "scored_views") else 1
         x_train = outputs.get(det.output, "train", fit_views)
         det.fit(x_train[:, 0] if fit_views == 1 else x_train, y_train)
-        pred, s_in = _run(det, outputs, "test")
+        pred, s_in = run_detector(det, outputs, "test")
         score_out, pred_out = {}, {}
         for name in outputs.data.ood:
-            p, s = _run(det, outputs, ood_split(name))
+            p, s = run_detector(det, outputs, ood_split(name))
             score_out[name] = s
             if p is not None:
                 pred_out[name] = p

@@ -41,7 +41,7 @@ from ..scoring import AGGREGATIONS, ClassGaussians
 from ..training import FeatureCache, train, train_head
 from .data import EvalData
 from .outputs import Outputs, ood_split
-from .pipeline import score
+from .pipeline import pick_detector, score
 
 __all__ = [
     "MODE_LABELS",
@@ -162,18 +162,12 @@ class RetrainResult:
         Args:
             scores: the evaluation's scores.
             detector: a detector (or its key) of ``scores`` that scores the projection
-                with class Gaussians; default the first such detector with the most SEI
-                views, w-avg aggregation and the paper's variant.
+                with class Gaussians; default :func:`~.pipeline.pick_detector`'s choice
+                among them (the method's recommended Gaussians when scored).
             method: a label (default the evaluation's).
         """
         if detector is None:
-            gauss = [r.detector for r in scores if isinstance(r.detector, ClassGaussians)]
-            if not gauss:
-                raise ValueError("scores hold no ClassGaussians detector; pass detector=")
-            detector = max(
-                gauss,
-                key=lambda d: (d.views, d.aggregation == "w-avg", d.variant == "paper"),
-            )
+            detector = pick_detector(scores, gaussians_only=True)
         r = scores[detector]
         d = r.detector
         ways = getattr(d, "views", 1)

@@ -14,7 +14,7 @@ also writes the HTML gallery, :func:`mclviz.report.gallery.write_gallery`):
    in-distribution images' size (32x32 for CIFAR) with PIL's ``BOX`` filter, the rule of
    ``tinyimagenet-resize``. The aspect ratio is not kept (no crop), and EXIF orientation
    is not applied: rotate such photos first (MCL's scores depend on the rotation).
-3. **Detector.** The method's default (:func:`default_detector`): MCL's class Gaussians
+3. **Detector.** The method's default (:func:`mclviz.evaluation.recommended_detector`): MCL's class Gaussians
    with 8-way SEI w-avg (Eq. 15-20) for a model trained with rotation labels (``mcl``),
    the maximum softmax probability for a classifier (``ce``, ``rot``), the class
    Gaussians on the plain image for the other contrastive models (SEI hurts them, Table
@@ -57,11 +57,17 @@ from ..checkpoint import Checkpoint, load
 from ..data import class_names, decode_image, one_class
 from ..device import resolve_device
 from ..metrics import threshold_at_tpr
-from ..scoring import MSP, ClassGaussians, CosineKNN, Detector
+from ..scoring import Detector
 from .data import EvalData, load_eval_data, subset
 from .evaluate import checkpoint_outputs
 from .outputs import Outputs
-from .pipeline import _run, make_detectors, score
+from .pipeline import (
+    make_detectors,
+    recommended_detector,
+    recommended_gaussians,
+    run_detector,
+    score,
+)
 
 __all__ = [
     "CSV_COLUMNS",
@@ -70,7 +76,6 @@ __all__ = [
     "ImageInput",
     "ScoredImages",
     "UndecodableImageWarning",
-    "default_detector",
     "list_inputs",
     "score_images",
 ]
@@ -219,36 +224,13 @@ def _skip(skipped: list[tuple[str, str]], name: str, reason: str) -> None:
 # ----------------------------------------------------------------------------- detector
 
 
-def _gaussians(method) -> ClassGaussians:
-    """The class Gaussians of the evaluation's defaults, 8-way SEI w-avg with rotation labels."""
-    views = 8 if method.rotation_labels else 1
-    return ClassGaussians(views=views, aggregation="w-avg", covariance="auto")
-
-
-def default_detector(method) -> Detector:
-    """The detector a model of ``method`` (its registry entry) scores user images with.
-
-    One-class (``msc``): the cosine kNN of the mean-shifted paper; a classifier head
-    (``ce``, ``rot``): MSP (the paper's Baseline); rotation labels without a classifier
-    (``mcl``): class Gaussians with 8-way SEI w-avg (the paper's best, Table 4); other
-    contrastive models: class Gaussians on the plain image (SEI hurts them, Table 5). The
-    Gaussians take the evaluation's defaults (``covariance="auto"``, outputs
-    L2-normalised, the paper's aggregation).
-    """
-    if method.one_class:
-        return CosineKNN()
-    if method.classifier:
-        return MSP()
-    return _gaussians(method)
-
-
 def _detector(detector: str | Detector | None, method) -> Detector:
     if detector is None:
-        return default_detector(method)
+        return recommended_detector(method)
     if isinstance(detector, Detector):
         return detector
     if detector == "gaussians":  # one setting, not make_detectors' whole SEI set
-        return _gaussians(method)
+        return recommended_gaussians(method)
     (det,) = make_detectors([detector], method)
     return det
 
@@ -414,7 +396,7 @@ def score_images(
         paths: image files, folders (recursive) and zip archives.
         detector: a name of :data:`~.pipeline.DETECTOR_NAMES` (``"gaussians"``: the
             method's default Gaussians; ``+flip`` adds flip TTA), an unfitted
-            :class:`~mclviz.scoring.Detector`, or None for :func:`default_detector`.
+            :class:`~mclviz.scoring.Detector`, or None for :func:`mclviz.evaluation.recommended_detector`.
         tpr: the fraction of in-distribution test images the threshold keeps, in (0, 1].
         threshold: a threshold to use instead (then ``tpr`` is only measured).
         out: the CSV to stream the rows into (created or overwritten); None writes nothing.
@@ -479,7 +461,7 @@ def score_images(
             batch_size=batch_size,
             progress=False,
         )
-        pred, s = _run(det, one, "test")  # the pipeline's own scoring of a split
+        pred, s = run_detector(det, one, "test")  # the pipeline's own scoring of a split
         s = s.double()
         return pd.DataFrame(
             {

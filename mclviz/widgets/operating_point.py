@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .._io import atomic_write_text
-from ..evaluation import EvalData, RetrainResult, Scores
+from ..evaluation import EvalData, RetrainResult, Scores, pick_detector
 from ..metrics import (
     _decision_metrics,
     ood_metrics,
@@ -90,29 +90,10 @@ def _view0(z: Tensor) -> Tensor:
 
 
 def default_detector(scores: Scores) -> str:
-    """The key of the detector the explorer shows when none is named.
-
-    For classifiers (``methods.get(scores.method).classifier``) the maximum softmax
-    probability when it was scored; otherwise :meth:`RetrainResult.from_scores`'s
-    choice, the class Gaussians with the most SEI views, w-avg aggregation and the paper's
-    variant; else MSP, else the first detector.
-    """
-    from .. import methods
-    from ..scoring import MSP, ClassGaussians
-
-    dets = [r.detector for r in scores]
-    if not dets:
-        raise ValueError("these scores hold no detector; score at least one")
-    msp = [d for d in dets if isinstance(d, MSP)]
-    gauss = [d for d in dets if isinstance(d, ClassGaussians)]
-    classifier = scores.method in methods.names() and methods.get(scores.method).classifier
-    if classifier and msp:
-        return msp[0].key
-    if gauss:  # as RetrainResult.from_scores
-        return max(
-            gauss, key=lambda d: (d.views, d.aggregation == "w-avg", d.variant == "paper")
-        ).key
-    return (msp or dets)[0].key
+    """The key of the detector the explorer shows when none is named:
+    :func:`mclviz.evaluation.pick_detector`'s choice (the method's recommended detector:
+    MSP for classifiers, MCL's class Gaussians with SEI for models trained with rotations)."""
+    return pick_detector(scores)
 
 
 def _resolve_key(scores: Scores, detector) -> str:

@@ -26,13 +26,15 @@ from mclviz.checkpoint import load
 from mclviz.config import Config
 from mclviz.data import class_names, load_images
 from mclviz.evaluation import evaluate, load_eval_data, score_images
+from mclviz.evaluation import recommended_detector
 from mclviz.evaluation.user_images import (
     CSV_COLUMNS,
     IN,
     OUT,
     UndecodableImageWarning,
-    default_detector,
     list_inputs,
+)
+from mclviz.evaluation.user_images import (
 )
 from mclviz.methods import get
 from mclviz.metrics import threshold_at_tpr
@@ -297,12 +299,12 @@ def test_given_threshold_and_another_detector(ckpt, archive, data_root):
 
 
 def test_default_detectors_of_the_methods():
-    assert isinstance(default_detector(get("ce")), MSP)
-    assert isinstance(default_detector(get("rot")), MSP)
-    mcl = default_detector(get("mcl"))
+    assert isinstance(recommended_detector(get("ce")), MSP)
+    assert isinstance(recommended_detector(get("rot")), MSP)
+    mcl = recommended_detector(get("mcl"))
     assert isinstance(mcl, ClassGaussians) and mcl.views == 8 and mcl.aggregation == "w-avg"
-    assert default_detector(get("supclr")).views == 1
-    assert isinstance(default_detector(get("msc")), CosineKNN)
+    assert recommended_detector(get("supclr")).views == 1
+    assert isinstance(recommended_detector(get("msc")), CosineKNN)
 
 
 def test_inputs_files_folders_and_archives(archive, tmp_path):
