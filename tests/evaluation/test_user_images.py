@@ -25,16 +25,13 @@ from mclviz.__main__ import main
 from mclviz.checkpoint import load
 from mclviz.config import Config
 from mclviz.data import class_names, load_images
-from mclviz.evaluation import evaluate, load_eval_data, score_images
-from mclviz.evaluation import recommended_detector
+from mclviz.evaluation import evaluate, load_eval_data, recommended_detector, score_images
 from mclviz.evaluation.user_images import (
     CSV_COLUMNS,
     IN,
     OUT,
     UndecodableImageWarning,
     list_inputs,
-)
-from mclviz.evaluation.user_images import (
 )
 from mclviz.methods import get
 from mclviz.metrics import threshold_at_tpr
