@@ -1,17 +1,24 @@
 """Execute the notebooks as a new user would open them: default parameters, shipped checkpoints.
 
-    python scripts/run_notebooks.py [--out runs/notebooks] [NAME ...]
-
 Each notebook runs top to bottom with papermill (its defaults: the shipped checkpoints,
-``USE_SHIPPED = True``) from a scratch working folder, so its exported tables and figures
-land in ``OUT/<notebook>/outputs/``; the executed copy is ``OUT/<notebook>.ipynb``. Prints
-the wall time of each and the warnings it showed (e.g. a model trained because none is
-shipped). The test suite runs the same notebooks on a tiny configuration instead.
+``USE_SHIPPED = True``, unless ``-p`` says otherwise) from a scratch working folder, so its
+exported tables and figures land in ``OUT/<notebook>/outputs/``; the executed copy is
+``OUT/<notebook>.ipynb``. Prints the wall time of each and the warnings it showed (e.g. a
+model trained because none is shipped). The test suite runs the same notebooks on a tiny
+configuration instead.
+
+Examples::
+
+    python scripts/run_notebooks.py                       # all six, as they open
+    python scripts/run_notebooks.py 03_scores_and_failures -p TEST_SUBSET 500
+    python scripts/run_notebooks.py 05 -p OOD '["gaussian"]' -p RUN_FULL true --timeout 1200
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import sys
 import time
 from pathlib import Path
@@ -19,19 +26,100 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("names", nargs="*", help="notebook names (default: all), e.g. 01_quickstart")
-    p.add_argument("--out", type=Path, default=ROOT / "runs" / "notebooks")
-    p.add_argument("--kernel", default="python3")
-    args = p.parse_args()
+def _value(text: str):
+    """A parameter value from the command line: JSON (``500``, ``true``, ``null``,
+    ``'["a", "b"]'``), else a Python literal (``None``, ``True``), else the text itself."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=(
+            "Parameters are the names of a notebook's parameters cell (papermill; list them "
+            "with `papermill --help-notebook notebooks/<name>.ipynb`). A parameter a "
+            "notebook does not have is an error.\n\n" + __doc__.split("\n\n", 2)[2]
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="notebooks to run (default: all), by name or number prefix, e.g. 01_quickstart or 03",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "runs" / "notebooks",
+        help="folder for the executed copies (<name>.ipynb) and each notebook's working "
+        "folder (<name>/, its outputs/ and runs/); default: runs/notebooks",
+    )
+    p.add_argument(
+        "--kernel",
+        default="python3",
+        help="Jupyter kernel to run them with (`jupyter kernelspec list`); default: python3",
+    )
+    p.add_argument(
+        "-p",
+        "--parameter",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="set a parameter of the notebooks run (repeatable); VALUE is JSON or a Python "
+        "literal, e.g. -p TEST_SUBSET 500 -p OOD '[\"gaussian\"]' -p USE_SHIPPED false",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a notebook whose cell runs longer than this (default: no limit)",
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bar over each notebook's cells",
+    )
+    return p
+
+
+def _select(names: list[str]) -> list[Path]:
+    books = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if not names:
+        return books
+    chosen = [b for b in books if any(b.stem == n or b.name == n or b.stem[:2] == n for n in names)]
+    if not chosen:
+        sys.exit(f"no notebook named {names}; choose among {[b.stem for b in books]}")
+    return chosen
+
+
+def _check_parameters(books: list[Path], parameters: dict) -> None:
+    from papermill.inspection import inspect_notebook
+
+    for book in books:
+        known = inspect_notebook(str(book))
+        unknown = [k for k in parameters if k not in known]
+        if unknown:
+            sys.exit(f"{book.stem} has no parameter {unknown}; its parameters: {list(known)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
     import papermill as pm
 
-    books = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    if args.names:
-        books = [b for b in books if b.stem in args.names or b.name in args.names]
-        if not books:
-            sys.exit(f"no notebook named {args.names}; see {ROOT / 'notebooks'}")
+    books = _select(args.names)
+    parameters = {name: _value(value) for name, value in args.parameter}
+    _check_parameters(books, parameters)
     failed = []
     for book in books:
         work = args.out / book.stem
@@ -45,12 +133,16 @@ def main() -> None:
                 str(out),
                 cwd=str(work),
                 kernel_name=args.kernel,
-                parameters={"RUNS_DIR": "runs"},
-                progress_bar=False,
+                parameters={"RUNS_DIR": "runs", **parameters},
+                progress_bar=args.progress,
+                execution_timeout=args.timeout,
             )
             status = "ok"
         except pm.PapermillExecutionError as err:
             status = f"FAILED in cell {err.exec_count}: {err.ename}: {err.evalue}"
+            failed.append(book.stem)
+        except TimeoutError as err:  # nbclient's CellTimeoutError: a cell ran past --timeout
+            status = f"TIMED OUT: {err}".splitlines()[0]
             failed.append(book.stem)
         seconds = time.perf_counter() - t0
         warns = _warnings(out)

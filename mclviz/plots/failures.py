@@ -14,7 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from ._arrays import _finite, _hwc, _images, _numpy
-from .style import _WRONG_COLOR, _mpl_figure, class_name, paper_rc
+from .style import _WRONG_COLOR, FONT_PT, _mpl_figure, class_name, paper_rc, text_width
 
 __all__ = ["failure_cases", "failure_gallery", "nearest_neighbours"]
 
@@ -130,21 +130,29 @@ def failure_gallery(
         class_names: optional names indexed by class label.
 
     Returns:
-        matplotlib Figure (paper style, 0.62 in per image), axes row-major: row i holds
-        ``fig.axes[i * (k + 1) : (i + 1) * (k + 1)]``.
+        matplotlib Figure (paper style, one font size), axes row-major: row i holds
+        ``fig.axes[i * (k + 1) : (i + 1) * (k + 1)]``. Each image is at least 0.62 in
+        wide, wider when a title line would not fit over it (titles are never shrunk).
     """
     qi, titles, ni, lab, dist = _check_gallery(
         query_images, query_titles, nn_images, nn_labels, nn_dist
     )
     q, k = ni.shape[:2]
-    cell = 0.62
-    with paper_rc({"figure.figsize": (cell * (k + 1) + 0.1, (cell + 0.28) * q)}):
+    nn_titles = [
+        [f"{class_name(int(lab[i, j]), class_names)}\nd={dist[i, j]:.3f}" for j in range(k)]
+        for i in range(q)
+    ]
+    lines = [ln for t in [*titles, *sum(nn_titles, [])] for ln in str(t).split("\n")]
+    n_lines = max(str(t).count("\n") + 1 for t in [*titles, *sum(nn_titles, [])])
+    cell = max(0.62, max(text_width(ln, FONT_PT) for ln in lines) / 72 + 0.08)
+    title_in = n_lines * FONT_PT * 1.25 / 72
+    with paper_rc({"figure.figsize": (cell * (k + 1) + 0.1, (cell + title_in + 0.08) * q)}):
         fig = _mpl_figure(layout="constrained")
         axes = fig.subplots(q, k + 1, squeeze=False)
         for i in range(q):
             ax = axes[i, 0]
             ax.imshow(_hwc(qi[i]), interpolation="nearest")
-            ax.set_title(str(titles[i]), fontsize=6, color=_WRONG_COLOR)
+            ax.set_title(str(titles[i]), color=_WRONG_COLOR)
             for s in ax.spines.values():
                 s.set_visible(True)
                 s.set_color(_WRONG_COLOR)
@@ -152,9 +160,7 @@ def failure_gallery(
             for j in range(k):
                 ax = axes[i, j + 1]
                 ax.imshow(_hwc(ni[i, j]), interpolation="nearest")
-                ax.set_title(
-                    f"{class_name(int(lab[i, j]), class_names)}\nd={dist[i, j]:.3f}", fontsize=6
-                )
+                ax.set_title(nn_titles[i][j])
                 for s in ax.spines.values():
                     s.set_visible(False)
             for ax in axes[i]:

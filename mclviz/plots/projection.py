@@ -2,7 +2,8 @@
 
 - ``project``: the (n, 2) projection of one (n, d) array, optionally cached on disk.
 - ``projection_figure``: one panel per model on the same sampled points, coloured by
-  class, OOD in grey, with image thumbnails for a hover callback.
+  class, OOD in grey, panels in a grid that fits a notebook column, with image
+  thumbnails for a hover callback.
 - ``exact_knn``: each point's exact nearest neighbours in umap's ``precomputed_knn``
   format, which ``project`` hands umap below 4,096 points.
 """
@@ -14,7 +15,7 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from plotly.subplots import make_subplots
 
 from .._io import atomic_write
 from ._arrays import _finite, _hwc, _images, _numpy
-from .style import OOD_COLOR, PALETTE, _styled, class_name
+from .style import _LINE_PX, OOD_COLOR, PALETTE, _lines, _styled, _title, class_name, wrap_label
 
 __all__ = ["exact_knn", "project", "projection_figure"]
 
@@ -208,12 +209,33 @@ def _sample_idx(n: int, sample: int | None, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=int(sample), replace=False))
 
 
-def _customdata(idx, y_s, ood_s, imgs, class_names) -> np.ndarray:
-    """(len(idx), 3) object rows ``[i, class name, thumbnail URI or ""]``."""
+def _set_rows(ood: np.ndarray) -> np.ndarray:
+    """Each row's index within its own set: the test rows counted apart from the OOD rows
+    (the caller's arrays are test then OOD, each set in its order)."""
+    return np.where(ood, np.cumsum(ood) - 1, np.cumsum(~ood) - 1)
+
+
+def _customdata(idx, y, ood, imgs, class_names, ood_name) -> np.ndarray:
+    """(len(idx), 5) object rows ``[i, name, thumbnail, j, where]`` of the sampled points.
+
+    ``i`` the row in the caller's arrays, ``name`` the class (or the OOD set), ``thumbnail``
+    a PNG data URI or "", ``j`` the index within its own set (test or OOD), ``where`` the
+    hover line saying so ("test image #12 of 2,000", "OOD image #560 of 2,000").
+    """
+    y_s, ood_s = y[idx], ood[idx]
+    within = _set_rows(ood)[idx]
+    n_ood, n_test = int(ood.sum()), int((~ood).sum())
     names_s = np.array(
         [
-            ("OOD" if o else class_name(int(c), class_names))
+            (ood_name if o else class_name(int(c), class_names))
             for c, o in zip(y_s, ood_s, strict=True)
+        ],
+        dtype=object,
+    )
+    where = np.array(
+        [
+            f"OOD image #{j:,} of {n_ood:,}" if o else f"test image #{j:,} of {n_test:,}"
+            for j, o in zip(within, ood_s, strict=True)
         ],
         dtype=object,
     )
@@ -222,20 +244,21 @@ def _customdata(idx, y_s, ood_s, imgs, class_names) -> np.ndarray:
         if imgs is not None
         else np.full(len(idx), "", dtype=object)
     )
-    custom = np.empty((len(idx), 3), dtype=object)
+    custom = np.empty((len(idx), 5), dtype=object)
     custom[:, 0], custom[:, 1], custom[:, 2] = idx, names_s, thumbs
+    custom[:, 3], custom[:, 4] = within, where
     return custom
 
 
-def _add_panel(fig, col: int, model: str, xy, y_s, ood_s, custom, class_names) -> None:
+def _add_panel(fig, k: int, cols: int, model: str, xy, y_s, ood_s, custom, class_names, ood_name):
     """One trace per class of the sample (legend in the first panel only), OOD last."""
-    hover = "%{customdata[1]}<br>index %{customdata[0]}<extra>" + model + "</extra>"
+    hover = "%{customdata[1]}<br>%{customdata[4]}<extra>" + model + "</extra>"
     groups = [(int(c), (y_s == c) & ~ood_s) for c in np.unique(y_s[~ood_s])]
     if ood_s.any():
         groups.append((None, ood_s))
     for c, sel in groups:
         is_ood = c is None
-        name = "OOD" if is_ood else class_name(c, class_names)
+        name = ood_name if is_ood else class_name(c, class_names)
         fig.add_trace(
             go.Scatter(
                 x=xy[sel, 0],
@@ -243,7 +266,7 @@ def _add_panel(fig, col: int, model: str, xy, y_s, ood_s, custom, class_names) -
                 mode="markers",
                 name=name,
                 legendgroup=name,
-                showlegend=(col == 1),
+                showlegend=(k == 0),
                 marker=dict(
                     size=4 if not is_ood else 5,
                     opacity=0.8 if not is_ood else 0.6,
@@ -253,9 +276,27 @@ def _add_panel(fig, col: int, model: str, xy, y_s, ood_s, custom, class_names) -
                 customdata=custom[sel],
                 hovertemplate=hover,
             ),
-            row=1,
-            col=col,
+            row=k // cols + 1,
+            col=k % cols + 1,
         )
+
+
+#: on screen and in print: the height of a row of panels, the width of a panel in print,
+#: and room for the legend (class names and the OOD set) at the right
+_PANEL_HEIGHT, _PANEL_WIDTH, _LEGEND_WIDTH = 380, 420, 200
+
+
+def _panels(fig, titles: list[str], cols: int) -> None:
+    """Panel titles, wrapped so each fits over its panel in print."""
+    for annotation, title in zip(fig.layout.annotations, titles, strict=True):
+        annotation.text = wrap_label(title, _PANEL_WIDTH - 20)
+
+
+def _progress(progress, total: int, desc: str):
+    """A tqdm.auto bar (``progress=True``) or a no-op one."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="panel", disable=not progress, leave=False)
 
 
 def projection_figure(
@@ -264,59 +305,101 @@ def projection_figure(
     *,
     method: str = "tsne",
     ood_mask=None,
+    ood_name: str = "OOD",
     class_names: Sequence[str] | None = None,
     images=None,
     sample: int | None = 2000,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    cols: int | None = None,
+    progress: bool | Callable[[int, int, str], None] = False,
 ) -> go.Figure:
-    """Side-by-side 2-D projections of several models' embeddings (paper Figure 1).
+    """2-D projections of several models' embeddings, one panel each (paper Figure 1).
 
-    One column per model, all on the *same* points: when n > ``sample``, ``sample`` rows
-    are drawn once without replacement (``np.random.default_rng(seed)``, sorted) and used
-    for every panel; the title says how many of how many. Each panel has one trace per
-    class present in the sample (named by ``class_names``, coloured ``PALETTE[c % 10]``,
-    legend entry only in the first panel, legend groups link the panels) and, when there
-    are OOD points, one grey trace named "OOD" drawn on top.
+    All panels show the *same* points: when n > ``sample``, ``sample`` rows are drawn once
+    without replacement (``np.random.default_rng(seed)``, sorted) and used for every panel;
+    the title says how many of how many, test and OOD. Each panel has one trace per class
+    present in the sample (named by ``class_names``, coloured ``PALETTE[c % 10]``, legend
+    entry only in the first panel, legend groups link the panels) and, when there are OOD
+    points, one grey trace named ``ood_name`` drawn on top.
 
-    Every trace's ``customdata`` rows are ``[i, class name, thumbnail]``: ``i`` the row
-    index in the caller's arrays, thumbnail a ``data:image/png;base64,...`` URI of
-    ``images[i]`` (empty string without ``images``). Plotly's hover box cannot draw
-    images, so the thumbnail is there for a ``go.FigureWidget`` hover callback; it costs
-    about 2-3 kB per point and panel for 32x32 images.
+    The panels wrap into a grid of ``cols`` columns (default: 2), so each stays legible in
+    a notebook column; the figure takes its container's width on screen and is exported at
+    ``_PANEL_WIDTH`` px a panel (``layout.meta["export_size"]``).
+
+    Every trace's ``customdata`` rows are ``[i, name, thumbnail, j, where]``: ``i`` the row
+    in the caller's arrays, ``name`` the class or OOD set, thumbnail a
+    ``data:image/png;base64,...`` URI of ``images[i]`` (empty string without ``images``),
+    ``j`` the index within the point's own set (the test rows and the OOD rows counted
+    apart: the caller's arrays are test then OOD), ``where`` the hover line ("OOD image
+    #560 of 2,000"). Plotly's hover box cannot draw images, so the thumbnail is there for a
+    ``go.FigureWidget`` hover callback; it costs about 2-3 kB per point and panel for 32x32
+    images.
 
     Args:
         embeddings: {model name: (n, d) embeddings}, same n and row order for all.
         labels: (n,) int class labels; -1 marks OOD (mclviz convention).
         method: "tsne" or "umap" (see ``project``).
         ood_mask: optional (n,) bool, True for OOD; OR-ed with ``labels < 0``.
+        ood_name: the OOD set's name in the legend and the hover box
+            (``mclviz.names.dataset_name(key)``).
         class_names: optional names indexed by class label.
         images: optional (n, 3, H, W) uint8 images for the hover thumbnails.
         sample: number of points drawn (None: all).
         seed: seed of the sample and of the projection.
         cache_dir: passed to ``project``.
+        cols: panels per row (default ``min(len(embeddings), 2)``).
+        progress: True shows a tqdm.auto bar over the panels (each projection takes
+            seconds); a callable is called as ``progress(done, total, model)`` before each.
 
     Returns:
-        plotly Figure; ``fig.layout.meta`` holds {"method", "seed", "sample_idx"}.
+        plotly Figure; ``fig.layout.meta`` holds {"method", "seed", "sample_idx",
+        "export_size"}.
     """
     y, zs, ood, imgs = _check_inputs(embeddings, labels, ood_mask, images, sample)
     n = len(y)
+    cols = min(len(zs), 2) if cols is None else int(cols)
+    if cols < 1:
+        raise ValueError(f"cols={cols} must be a positive number of panels per row")
+    rows = -(-len(zs) // cols)
     idx = _sample_idx(n, sample, seed)
     y_s, ood_s = y[idx], ood[idx]
-    custom = _customdata(idx, y_s, ood_s, imgs, class_names)
+    custom = _customdata(idx, y, ood, imgs, class_names, ood_name)
 
-    fig = make_subplots(rows=1, cols=len(zs), subplot_titles=list(zs), horizontal_spacing=0.03)
-    for col, (model, z) in enumerate(zs.items(), start=1):
-        xy = project(z[idx], method, seed=seed, cache_dir=cache_dir)
-        _add_panel(fig, col, model, xy, y_s, ood_s, custom, class_names)
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=list(zs),
+        horizontal_spacing=0.04,
+        vertical_spacing=0.12 / rows if rows > 1 else 0.0,
+    )
     label = {"tsne": "t-SNE", "umap": "UMAP"}[method]
-    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False)
-    fig.update_yaxes(showticklabels=False, ticks="", showgrid=False)
+    with _progress(progress is True, len(zs), label) as bar:
+        for k, (model, z) in enumerate(zs.items()):
+            if callable(progress):
+                progress(k, len(zs), model)
+            bar.set_postfix_str(model)
+            xy = project(z[idx], method, seed=seed, cache_dir=cache_dir)
+            _add_panel(fig, k, cols, model, xy, y_s, ood_s, custom, class_names, ood_name)
+            bar.update(1)
+    _panels(fig, list(zs), cols)
+    frame = dict(showticklabels=False, ticks="", showgrid=False, mirror=True, linecolor="#bbbbbb")
+    fig.update_xaxes(**frame)
+    fig.update_yaxes(**frame)
+    n_out = int(ood_s.sum())
+    shown = f"{len(idx) - n_out:,} test" + (f" and {n_out:,} {ood_name}" if n_out else "")
+    of = f", drawn from {n:,}" if len(idx) < n else ""
+    width = cols * _PANEL_WIDTH + _LEGEND_WIDTH
+    panel_lines = max(_lines(a.text) for a in fig.layout.annotations)
+    title, top = _title(
+        wrap_label(f"{label}, seed {seed}: {shown} images{of}", width - _LEGEND_WIDTH),
+        below=panel_lines,
+    )
+    height = rows * _PANEL_HEIGHT + top + 20 + (rows - 1) * _LINE_PX * panel_lines
     fig.update_layout(
-        title=f"{label} of {len(idx):,} / {n:,} points (seed {seed})",
-        width=max(420, 380 * len(zs)),
-        height=460,
-        legend=dict(itemsizing="constant"),
+        title=title,
+        legend=dict(itemsizing="constant", yanchor="top", y=1, tracegroupgap=2),
+        margin=dict(l=20, r=20, t=top, b=20),
         meta={"method": method, "seed": int(seed), "sample_idx": idx.tolist()},
     )
-    return _styled(fig)
+    return _styled(fig, height=height, export_size=(width, height))

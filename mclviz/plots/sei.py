@@ -2,7 +2,7 @@
 
 - ``sei_table``: accuracy and AUROC per (ways, aggregation), paper vs official, and the
   difference.
-- ``sei_figure``: the same as grouped bars.
+- ``sei_figure``: the same as a dot plot (plotly or matplotlib), values in percent.
 """
 
 from __future__ import annotations
@@ -10,9 +10,22 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from matplotlib.ticker import MaxNLocator
 from plotly.subplots import make_subplots
 
-from .style import PALETTE, _styled
+from ..names import dataset_name, method_name, sei_name, variant_name
+from .style import (
+    COLUMN_WIDTH,
+    FONT_PT,
+    PALETTE,
+    TEXT_WIDTH,
+    _mpl_figure,
+    _styled,
+    _title,
+    paper_rc,
+    text_width,
+    wrap_label,
+)
 
 __all__ = ["sei_figure", "sei_table"]
 
@@ -99,54 +112,145 @@ def sei_table(df: pd.DataFrame, ood: str | None = None) -> pd.DataFrame:
 
 
 def _sei_label(key) -> str:
+    """A row of the chart: "8-way w-avg" ("no SEI" for one view), after the method /
+    detector levels when the table has them."""
     key = key if isinstance(key, tuple) else (key,)
     *head, ways, agg = key
-    setting = "no SEI" if int(ways) == 1 and agg == "none" else f"{int(ways)}-way {agg}"
-    return " / ".join([*map(str, head), setting])
+    return " / ".join([*map(method_name, map(str, head)), sei_name(int(ways), agg)])
 
 
-def sei_figure(df: pd.DataFrame, ood: str | None = None) -> go.Figure:
-    """Grouped bars of ``sei_table``: accuracy and AUROC, paper vs official variant.
+#: how the two variants are drawn: (legend name, colour, plotly symbol, matplotlib marker)
+_VARIANT_STYLE = {
+    "paper": (variant_name("paper"), PALETTE[0], "circle", "o"),
+    "official": (variant_name("official"), PALETTE[1], "diamond-open", "D"),
+}
+_PANELS = (("acc", "accuracy (%)"), ("auroc", "AUROC (%)"))
+#: plotly: the height of a row and the print size (layout px)
+_ROW_PX, _EXPORT_WIDTH = 30, 900
 
-    Two panels (accuracy, AUROC); x holds one group per (ways, aggregation) setting
-    labelled like "8-way w-avg" ("no SEI" for ways 1 / none); one bar trace per variant
-    and panel, named "paper" / "official" (legend once). Values as in the table.
-    """
-    table = sei_table(df, ood)
-    labels = [_sei_label(k) for k in table.index]
-    colors = {"paper": PALETTE[0], "official": PALETTE[1]}
+
+def _percent(table: pd.DataFrame) -> pd.DataFrame:
+    return table[[c for c in table.columns if not c.endswith("_diff")]].astype(np.float64) * 100
+
+
+def _axis_range(values: np.ndarray) -> list[float]:
+    """A value axis around the data (a dot plot needs no zero), padded by 10% a side."""
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return [0.0, 100.0]
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(0.1 * (hi - lo), 0.5)
+    return [lo - pad, hi + pad]
+
+
+def _plotly_sei(table: pd.DataFrame, labels: list[str], ood_label: str) -> go.Figure:
+    pct = _percent(table)
     fig = make_subplots(
-        rows=1, cols=2, subplot_titles=("accuracy", "AUROC"), horizontal_spacing=0.08
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        subplot_titles=[t for _, t in _PANELS],
+        horizontal_spacing=0.06,
     )
-    for col, short in enumerate(("acc", "auroc"), start=1):
+    for col, (short, _) in enumerate(_PANELS, start=1):
         for v in _VARIANTS:
-            vals = table[f"{short}_{v}"].to_numpy()
+            name, color, symbol, _m = _VARIANT_STYLE[v]
             fig.add_trace(
-                go.Bar(
-                    x=labels,
-                    y=vals,
-                    name=v,
+                go.Scatter(
+                    x=pct[f"{short}_{v}"],
+                    y=labels,
+                    mode="markers",  # no text beside the points: the table holds the numbers
+                    name=name,
                     legendgroup=v,
                     showlegend=(col == 1),
-                    marker_color=colors[v],
-                    text=[f"{x:.4g}" if np.isfinite(x) else "" for x in vals],
-                    textposition="outside",
-                    cliponaxis=False,
+                    marker=dict(
+                        color=color, symbol=symbol, size=10, line=dict(width=2, color=color)
+                    ),
+                    hovertemplate="%{y}<br>" + name + ": %{x:.1f}%<extra></extra>",
                 ),
                 row=1,
                 col=col,
             )
-    finite = table[[c for c in table.columns if not c.endswith("_diff")]].to_numpy(dtype=np.float64)
-    finite = finite[np.isfinite(finite)]
-    if len(finite):  # start the bars near the data, not at 0: differences are small
-        lo, hi = float(finite.min()), float(finite.max())
-        span = max(hi - lo, 1e-3 * max(abs(hi), 1.0))
-        fig.update_yaxes(range=[lo - 0.6 * span, hi + 0.3 * span])
-    name = ood if ood is not None else df["ood"].iloc[0]
+        fig.update_xaxes(
+            range=_axis_range(pct[[f"{short}_{v}" for v in _VARIANTS]].to_numpy()),
+            nticks=6,
+            showgrid=True,
+            row=1,
+            col=col,
+        )
+    fig.update_yaxes(autorange="reversed", showgrid=True, type="category")
+    title, top = _title(wrap_label(f"SEI ablation, OOD set: {ood_label}", 400), below=1)
+    height = top + 110 + _ROW_PX * len(labels)
     fig.update_layout(
-        barmode="group",
-        title=f"SEI ablation (OOD: {name}), paper vs official",
-        width=max(700, 200 + 140 * len(labels)),
-        height=440,
+        title=title,
+        legend=dict(orientation="h", yanchor="top", y=-60 / (_ROW_PX * len(labels)), x=0),
+        margin=dict(t=top, b=40),
     )
-    return _styled(fig)
+    return _styled(fig, height=height, export_size=(_EXPORT_WIDTH, height))
+
+
+def _matplotlib_sei(table: pd.DataFrame, labels: list[str], ood_label: str):
+    pct = _percent(table)
+    label_in = max(text_width(t, FONT_PT) for t in labels) / 72 + 0.1
+    width = min(TEXT_WIDTH, max(COLUMN_WIDTH, label_in + 2 * 1.35))
+    # rows at 1.6 x the font size: tick labels never touch
+    height = 0.9 + len(labels) * FONT_PT * 1.6 / 72
+    with paper_rc({"figure.figsize": (width, height)}):
+        fig = _mpl_figure(layout="constrained")
+        axes = fig.subplots(1, 2, sharey=True)
+        y = np.arange(len(labels))
+        for ax, (short, title) in zip(axes, _PANELS, strict=True):
+            for v in _VARIANTS:
+                name, color, _s, marker = _VARIANT_STYLE[v]
+                open_marker = v == "official"
+                ax.plot(
+                    pct[f"{short}_{v}"].to_numpy(),
+                    y,
+                    linestyle="none",
+                    marker=marker,
+                    markersize=4,
+                    markerfacecolor="none" if open_marker else color,
+                    markeredgecolor=color,
+                    label=name,
+                )
+            ax.set_xlim(*_axis_range(pct[[f"{short}_{v}" for v in _VARIANTS]].to_numpy()))
+            ax.xaxis.set_major_locator(MaxNLocator(4, steps=[1, 2, 5, 10]))
+            ax.set_xlabel(title)
+            ax.grid(axis="both", linewidth=0.4, color="#dddddd")
+            ax.set_axisbelow(True)
+        axes[0].set_yticks(y, labels)
+        axes[0].invert_yaxis()
+        axes[1].tick_params(axis="y", left=False)
+        handles, names = axes[0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="outside lower center", ncol=2)
+        fig.suptitle(f"SEI ablation, OOD set: {ood_label}")
+    return fig
+
+
+def sei_figure(df: pd.DataFrame, ood: str | None = None, *, backend: str = "plotly"):
+    """``sei_table`` as a dot plot: accuracy and AUROC in %, paper vs official variant.
+
+    One row per setting (labelled "8-way w-avg", "no SEI" for one view; after the method /
+    detector when the table holds several), two panels (accuracy, AUROC) sharing the rows,
+    one marker per variant: filled circle "paper", open diamond "official code" (so both
+    show when they coincide). No value is printed beside a marker: two variants a few
+    hundredths apart would collide; the numbers are in ``sei_table`` and in the hover box.
+    The value axes span the data (not zero), tick labels are few (they never run
+    together), every text is one size.
+
+    Args:
+        df, ood: see :func:`sei_table`.
+        backend: "plotly" (takes its container's width on screen; exported at 900 px wide)
+            or "matplotlib" (print: 8 pt, one column wide when the labels allow).
+
+    Returns:
+        The figure; plotly traces are named by :func:`mclviz.names.variant_name`.
+    """
+    if backend not in ("plotly", "matplotlib"):
+        raise ValueError(f"backend={backend!r} is not supported; use 'plotly' or 'matplotlib'")
+    table = sei_table(df, ood)
+    labels = [_sei_label(k) for k in table.index]
+    name = dataset_name(ood if ood is not None else df["ood"].iloc[0])
+    if backend == "plotly":
+        return _plotly_sei(table, labels, name)
+    return _matplotlib_sei(table, labels, name)

@@ -1,4 +1,5 @@
-"""What the UIs share: the guarded ipywidgets import and showing things in Output widgets.
+"""What the UIs share: the guarded ipywidgets import, showing things in Output widgets, and
+the rows that wrap (a widget is never wider than its notebook cell).
 
 Plotly figures are shown through the ``application/vnd.plotly.v1+json`` mimetype inside
 ``ipywidgets.Output`` widgets (JupyterLab renders it with plotly's extension), so no
@@ -30,10 +31,15 @@ def _ipywidgets():
 
 
 def _plotly_entry(fig) -> dict[str, Any]:
-    """An ``Output`` widget entry showing a plotly figure through plotly's mimetype."""
+    """An ``Output`` widget entry showing a plotly figure through plotly's mimetype, with
+    the house config (responsive: it follows the width of its box)."""
     import plotly.io as pio
 
+    from ..plots import PLOTLY_CONFIG
+
     bundle = pio.renderers["plotly_mimetype"].to_mimebundle(fig.to_dict())
+    spec = bundle["application/vnd.plotly.v1+json"]
+    spec["config"] = {**(spec.get("config") or {}), **PLOTLY_CONFIG}
     title = fig.layout.title.text or "plotly figure"
     bundle["text/plain"] = f"<plotly figure: {title}>"
     return {"output_type": "display_data", "data": bundle, "metadata": {}}
@@ -64,6 +70,22 @@ def _show(out, *entries: dict[str, Any]) -> None:
 
 def _escape(text: str) -> str:
     return html.escape(text)
+
+
+def _row(w, children, **layout) -> Any:
+    """An HBox whose children wrap onto the next line when the cell is too narrow (a
+    widget is never wider than its cell); a child without a flex of its own keeps its
+    width (it moves to the next line rather than being squeezed)."""
+    for child in children:
+        if child.layout.flex is None:
+            child.layout.flex = "0 0 auto"
+    return w.HBox(list(children), layout=w.Layout(flex_flow="row wrap", **layout))
+
+
+def _figure_box(w, min_width: int = 460) -> Any:
+    """An Output for a plotly figure, side by side with others while each gets
+    ``min_width`` px, else on a line of its own; the figure takes the box's width."""
+    return w.Output(layout=w.Layout(flex=f"1 1 {min_width}px", min_width="0", max_width="100%"))
 
 
 def _errors_to(status) -> Callable:

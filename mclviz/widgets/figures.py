@@ -13,19 +13,21 @@ import torch
 
 from .. import methods
 from ..evaluation import RetrainResult
+from ..names import dataset_name, method_name, mode_name
 
 __all__ = ["loss_curve", "result_label", "result_projection", "result_scores"]
 
 
 def result_label(result: RetrainResult) -> str:
-    """Short label of a result: mode, method and the hyperparameters that matter for it."""
+    """Short label of a result: method (its display name), mode and the hyperparameters
+    its loss reads, e.g. "MCL, head retrained: tau=0.2, alpha=0.05, beta=2.5, lambda=1"."""
     p = result.params
-    reads = methods.get(result.method).hyperparameters if result.method else ()
+    known = result.method in methods.names()
+    reads = methods.get(result.method).hyperparameters if known else ()
     names = {"tau": "tau", "alpha": "alpha", "beta": "beta", "lam": "lambda"}
-    parts = [f"{names[k]}={p[k]:g}" for k in names if k in reads and k in p]
-    mode = {"fast": "fast (head)", "full": "full", "model": ""}.get(result.mode, result.mode)
-    head = " ".join(x for x in (mode, result.method) if x)
-    return f"{head} ({', '.join(parts)})" if parts else head
+    parts = [f"{names[k]}={p[k]:g}" for k in names if k in reads and p.get(k) is not None]
+    head = ", ".join(x for x in (method_name(result.method), mode_name(result.mode)) if x)
+    return f"{head}: {', '.join(parts)}" if parts else head
 
 
 def _ood_name(result: RetrainResult, ood: str | None) -> str:
@@ -67,12 +69,16 @@ def result_projection(
 
     z = result.z_test[:, 0]
     y = result.test_labels
+    name = "OOD"
     if ood != "none":
-        z, y = _with_ood(z, y, result.z_ood[_ood_name(result, ood)][:, 0])
+        key = _ood_name(result, ood)
+        z, y = _with_ood(z, y, result.z_ood[key][:, 0])
+        name = dataset_name(key)
     fig = projection_figure(
         {result_label(result): z},
         y,
         method=method,
+        ood_name=name,
         sample=sample,
         seed=seed,
         class_names=class_names,
@@ -82,24 +88,29 @@ def result_projection(
 
 
 def result_scores(result: RetrainResult, *, ood: str | None = None, backend: str = "plotly"):
-    """Score histograms of correct / wrong test images and one OOD set (paper Figure 5)."""
-    from ..plots import score_distribution
+    """Score histograms of correct / wrong test images and one OOD set (paper Figure 5),
+    the OOD set by its display name; the plotly title names the result too."""
+    from ..plots import score_distribution, wrap_label
 
     name = _ood_name(result, ood)
     fig = score_distribution(
-        result.score_in, result.correct, result.score_out[name], ood_name=name, backend=backend
+        result.score_in,
+        result.correct,
+        result.score_out[name],
+        ood_name=dataset_name(name),
+        backend=backend,
     )
     if backend == "plotly":
-        fig.update_layout(
-            title=f"{fig.layout.title.text}<br><sup>{result_label(result)}</sup>",
-            title_font_size=14,
-            margin_t=80,
-        )
+        label = wrap_label(result_label(result), 420)
+        title = f"{fig.layout.title.text}<br>{label}"
+        fig.update_layout(title_text=title, margin_t=24 + 18 * (title.count("<br>") + 1))
+        fig.update_layout(height=fig.layout.height + 18 * (label.count("<br>") + 1))
     return fig
 
 
 def loss_curve(rows: Sequence[Mapping[str, float]], *, x: str = "epoch", title: str = "Loss"):
-    """Line plot of the loss terms (``loss`` and, for MCL, ``ccm`` and ``spa``) against ``x``.
+    """Line plot of the loss terms (``loss`` and, for MCL, ``ccm`` and ``spa``) against ``x``;
+    it takes its container's width (exported at 640 x 320 px).
 
     Args:
         rows: dicts with ``x`` and loss terms, e.g. ``result.history`` (x="epoch") or the
@@ -109,7 +120,7 @@ def loss_curve(rows: Sequence[Mapping[str, float]], *, x: str = "epoch", title: 
     """
     import plotly.graph_objects as go
 
-    from ..plots import plotly_template
+    from ..plots import house_style
 
     fig = go.Figure()
     xs = [float(r[x]) for r in rows]
@@ -124,12 +135,9 @@ def loss_curve(rows: Sequence[Mapping[str, float]], *, x: str = "epoch", title: 
                 )
             )
     fig.update_layout(
-        template=plotly_template(),
         title=title,
         xaxis_title=x,
         yaxis_title="loss",
-        width=520,
-        height=320,
         margin=dict(l=55, r=15, t=50, b=45),
     )
-    return fig
+    return house_style(fig, height=320, export_size=(640, 320))

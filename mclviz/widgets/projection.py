@@ -10,7 +10,17 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._display import _PROJECTIONS, _Displayable, _errors_to, _ipywidgets, _plotly_entry, _show
+from ..names import dataset_name
+from ._display import (
+    _PROJECTIONS,
+    _Displayable,
+    _errors_to,
+    _escape,
+    _ipywidgets,
+    _plotly_entry,
+    _row,
+    _show,
+)
 
 __all__ = ["ProjectionExplorer"]
 
@@ -28,6 +38,12 @@ class ProjectionExplorer(_Displayable):
         sample: points drawn from test + OOD for every panel (the same for all models).
         seed: seed of the sample and the projection.
         cache_dir: projection cache folder (see :func:`mclviz.plots.project`).
+        progress: a tqdm.auto bar over the panels while the first view is computed (in
+            the cell that builds the explorer); later redraws say which panel they are at
+            in the status line.
+
+    The OOD sets are named by :func:`mclviz.names.dataset_name` in the menu, the legend and
+    the hover box; the panels wrap into a grid that fits the cell.
 
     Programmatic use: ``explorer.method.value = "umap"`` or ``explorer.set(ood="gaussian")``
     redraws; ``explorer.figure`` is the current plotly figure.
@@ -45,6 +61,7 @@ class ProjectionExplorer(_Displayable):
         sample: int | None = 600,
         seed: int = 0,
         cache_dir: str | Path | None = None,
+        progress: bool = True,
     ) -> None:
         w = _ipywidgets()
         if not z_test:
@@ -68,22 +85,36 @@ class ProjectionExplorer(_Displayable):
             cache_dir,
         )
         options = ["none", *self.z_ood]
+        menu = [("none (test images only)", "none")]
+        menu += [(dataset_name(o), o) for o in self.z_ood]
         if ood is None:
             ood = next(iter(self.z_ood), "none")
         if ood not in options:
             raise ValueError(f"ood={ood!r} is not one of {options}")
         if method not in dict(_PROJECTIONS).values():
             raise ValueError(f"method={method!r}: choose 'tsne' or 'umap'")
-        self.method = w.ToggleButtons(options=_PROJECTIONS, value=method, description="projection")
-        self.ood = w.Dropdown(options=options, value=ood, description="OOD set")
+        self.method = w.ToggleButtons(
+            options=_PROJECTIONS,
+            value=method,
+            description="projection",
+            tooltips=["t-SNE (scikit-learn)", "UMAP (umap-learn; its first call compiles)"],
+            style={"button_width": "auto"},
+        )
+        self.ood = w.Dropdown(
+            options=menu,
+            value=ood,
+            description="OOD set",
+            style={"description_width": "initial"},
+            layout=w.Layout(width="auto"),
+        )
         self.status = w.HTML()
         self.out = w.Output()
         self.figure = None
-        self.widget = w.VBox([w.HBox([self.method, self.ood]), self.status, self.out])
+        self.widget = w.VBox([_row(w, [self.method, self.ood]), self.status, self.out])
         handler = _errors_to(self.status)(lambda _change: self.update())
         self.method.observe(handler, names="value")
         self.ood.observe(handler, names="value")
-        self.update()
+        self.update(progress=progress)
 
     @classmethod
     def from_models(
@@ -93,6 +124,7 @@ class ProjectionExplorer(_Displayable):
         ood: Mapping[str, Tensor] | None = None,
         *,
         batch_size: int = 512,
+        progress: bool = True,
         **kwargs: Any,
     ) -> ProjectionExplorer:
         """Embed the test and OOD images with every model (``z = g(f(x))``), then build.
@@ -100,24 +132,29 @@ class ProjectionExplorer(_Displayable):
         Args:
             models: {name: model}, e.g. ``{"SimCLR": ck.model, ...}``.
             test: (images, labels); ood: {name: images}.
+            progress: tqdm.auto bars while embedding and projecting.
             kwargs: see the class.
         """
         from ..embed import embed
 
         def z(model: nn.Module, x: Tensor) -> Tensor:
-            return embed(model, x, batch_size=batch_size, progress=False)[:, 0]  # (n, d)
+            return embed(model, x, batch_size=batch_size, progress=progress)[:, 0]  # (n, d)
 
         z_test = {name: z(m, test[0]) for name, m in models.items()}
         z_ood = {o: {name: z(m, x) for name, m in models.items()} for o, x in (ood or {}).items()}
-        return cls(z_test, test[1], z_ood, **kwargs)
+        return cls(z_test, test[1], z_ood, progress=progress, **kwargs)
 
     def set(self, **values: Any) -> ProjectionExplorer:
         """Set ``method`` and / or ``ood`` (each change redraws); returns self."""
         self._set_values(values, ("method", "ood"))
         return self
 
-    def update(self):
-        """Recompute the projections with the current settings and show them."""
+    def update(self, *, progress: bool = False):
+        """Recompute the projections with the current settings and show them.
+
+        Args:
+            progress: a tqdm.auto bar over the panels (else the status line counts them).
+        """
         t0 = time.perf_counter()
         from ..plots import projection_figure
 
@@ -127,19 +164,27 @@ class ProjectionExplorer(_Displayable):
             n_o = len(next(iter(self.z_ood[ood].values())))
             emb = {k: torch.cat([v, self.z_ood[ood][k]]) for k, v in emb.items()}
             labels = torch.cat([labels, torch.full((n_o,), -1, dtype=torch.long)])
-        self.status.value = "computing the projections..."
+        label = self.method.label
+
+        def tell(done: int, total: int, model: str) -> None:
+            self.status.value = _escape(
+                f"computing the {label} of {model} (panel {done + 1} of {total})..."
+            )
+
         self.figure = projection_figure(
             emb,
             labels,
             method=self.method.value,
+            ood_name=dataset_name(ood) if ood != "none" else "OOD",
             sample=self.sample,
             seed=self.seed,
             class_names=self.class_names,
             cache_dir=self.cache_dir,
+            progress=True if progress else tell,
         )
         _show(self.out, _plotly_entry(self.figure))
-        self.status.value = (
-            f"{self.method.label} of {len(emb)} model(s), OOD set: {ood} "
-            f"({time.perf_counter() - t0:.1f} s)"
+        shown = dataset_name(ood) if ood != "none" else "none"
+        self.status.value = _escape(
+            f"{label} of {len(emb)} model(s), OOD set: {shown} ({time.perf_counter() - t0:.1f} s)"
         )
         return self.figure

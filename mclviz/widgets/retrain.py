@@ -8,6 +8,7 @@ progress bar and a Stop button. The mode is named on screen.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,14 +27,17 @@ from ..evaluation import (
     retrain_full,
     retrain_head,
 )
+from ..names import dataset_name, method_name
 from ..training import FeatureCache
 from ._display import (
     _PROJECTIONS,
     _Displayable,
     _errors_to,
     _escape,
+    _figure_box,
     _ipywidgets,
     _plotly_entry,
+    _row,
     _show,
 )
 from .figures import loss_curve, result_projection, result_scores
@@ -57,12 +61,33 @@ _SETTINGS = (
 )
 
 
+#: the log sliders of alpha and beta: from 0.01 to 1/tau, steps of 10**0.01 (2.3% each)
+_LOG_LOW, _LOG_STEP = 0.01, 0.01
+
+
 def _needs_rotations(method: str) -> bool:
     return methods.get(method).rotation_labels
 
 
+def _timing(result: RetrainResult) -> str:
+    """The status line of a finished run, the mode left to the banner: what was trained,
+    how long it took."""
+    s = result.seconds
+    what = "head retrained" if result.mode == "fast" else "whole network trained"
+    return (
+        f"{method_name(result.method)}: {what} in {s.get('train', 0):.1f} s, scored in "
+        f"{s.get('score', 0):.1f} s ({result.ways}-way SEI)"
+    )
+
+
 class RetrainPanel(_Displayable):
     """Sliders for the method, alpha, beta, lambda and tau that retrain and redraw.
+
+    The mode is named once, in the banner at the top. alpha and beta have log-scale
+    sliders (``FloatLogSlider``) over [0.01, 1/tau]: equal drags multiply the value by
+    equal factors, so the paper's 0.05 is as easy to reach as 2.5; their readouts take a
+    typed value. Every row wraps in a narrow cell, and the figures sit side by side when
+    there is room for both, one under the other when not.
 
     **Fast mode** ("Fast mode: projection head only, backbone frozen"): each change retrains
     a fresh projection head on the cached backbone features (:func:`retrain_head`, seconds)
@@ -156,27 +181,50 @@ class RetrainPanel(_Displayable):
             value="fast",
             description="mode",
             disabled=not self.full_available,
+            tooltips=[MODE_LABELS["fast"], MODE_LABELS["full"]],
+            style={"button_width": "auto"},
         )
         self.banner = w.HTML()
-        self.method = w.Dropdown(options=choices, value=method, description="method")
+        self.method = w.Dropdown(
+            options=[(method_name(m), m) for m in choices],
+            value=method,
+            description="method",
+            layout=w.Layout(width="auto"),
+        )
         slider = self._slider_style(w)
 
-        def knob(label: str, value: float, low: float, high: float, step: float):
+        def knob(label: str, value: float, low: float, high: float, step: float, tip: str):
             return w.FloatSlider(
                 value=value,
                 min=low,
                 max=high,
                 step=step,
                 description=label,
+                tooltip=tip,
                 readout_format=".2f",
                 **slider,
             )
 
-        self.tau = knob("tau", tau, 0.05, 1.0, 0.01)
-        # alpha and beta live in (0, 1/tau] (Eq. 3); _on_tau moves the bound with tau.
-        self.alpha = knob("alpha", alpha, 0.01, 1 / tau, 0.01)
-        self.beta = knob("beta", beta, 0.01, 1 / tau, 0.01)
-        self.lam = knob("lambda", lam, 0.0, 3.0, 0.05)
+        def log_knob(label: str, value: float, tip: str):
+            # alpha and beta live in (0, 1/tau] (Eq. 3); _on_tau moves the bound with tau
+            return w.FloatLogSlider(
+                value=value,
+                base=10,
+                min=math.log10(_LOG_LOW),
+                max=math.log10(1 / tau),
+                step=_LOG_STEP,
+                description=label,
+                tooltip=tip,
+                readout_format=".3g",
+                **slider,
+            )
+
+        self.tau = knob("tau", tau, 0.05, 1.0, 0.01, "temperature of the contrastive loss")
+        self.alpha = log_knob("alpha", alpha, "CCM's temperature of same-label views (Eq. 3)")
+        self.beta = log_knob(
+            "beta", beta, "CCM's temperature of same-class, other-rotation views (Eq. 11)"
+        )
+        self.lam = knob("lambda", lam, 0.0, 3.0, 0.05, "weight of the SPA loss (Eq. 10)")
 
     @staticmethod
     def _slider_style(w) -> dict[str, Any]:
@@ -195,9 +243,17 @@ class RetrainPanel(_Displayable):
         self.full_epochs = w.IntSlider(
             value=full_epochs, min=1, max=50, description="epochs", **slider
         )
-        self.ood = w.Dropdown(options=list(self.cache.ood), description="OOD set")
+        self.ood = w.Dropdown(
+            options=[(dataset_name(o), o) for o in self.cache.ood],
+            description="OOD set",
+            layout=w.Layout(width="auto"),
+        )
         self.projection = w.ToggleButtons(
-            options=[*_PROJECTIONS, ("none", "none")], value=projection, description="projection"
+            options=[*_PROJECTIONS, ("none", "none")],
+            value=projection,
+            description="projection",
+            tooltips=["t-SNE", "UMAP (its first call compiles)", "no projection (fastest)"],
+            style={"button_width": "auto"},
         )
         self.auto = w.Checkbox(value=auto, description="retrain when a slider moves", indent=False)
         self.run_button = w.Button(description="Run", button_style="primary", icon="play")
@@ -209,22 +265,23 @@ class RetrainPanel(_Displayable):
         )
         self.status = w.HTML()
         self.metrics_html = w.HTML()
-        self.loss_out, self.projection_out, self.scores_out = w.Output(), w.Output(), w.Output()
+        self.projection_out, self.scores_out = _figure_box(w), _figure_box(w)
+        self.loss_out = w.Output()
 
     def _layout(self, w):
-        self.full_box = w.HBox([self.full_epochs, self.stop_button, self.progress])
-        self.fast_box = w.HBox([self.fast_epochs, self.auto])
+        self.full_box = _row(w, [self.full_epochs, self.stop_button, self.progress])
+        self.fast_box = _row(w, [self.fast_epochs, self.auto])
         return w.VBox(
             [
                 self.banner,
-                w.HBox([self.mode, self.method]),
-                w.HBox([w.VBox([self.tau, self.alpha]), w.VBox([self.beta, self.lam])]),
+                _row(w, [self.mode, self.method]),
+                _row(w, [w.VBox([self.tau, self.alpha]), w.VBox([self.beta, self.lam])]),
                 self.fast_box,
                 self.full_box,
-                w.HBox([self.run_button, self.ood, self.projection]),
+                _row(w, [self.run_button, self.ood, self.projection]),
                 self.status,
                 self.metrics_html,
-                w.HBox([self.projection_out, self.scores_out]),
+                _row(w, [self.projection_out, self.scores_out]),
                 self.loss_out,
             ]
         )
@@ -251,6 +308,7 @@ class RetrainPanel(_Displayable):
         views: int = 4,
         rotations: bool = True,
         generator: torch.Generator | None = None,
+        progress: bool = True,
         **kwargs: Any,
     ) -> RetrainPanel:
         """Build the feature cache from ``data`` (an :class:`mclviz.evaluation.EvalData`), then the panel.
@@ -260,19 +318,34 @@ class RetrainPanel(_Displayable):
             data: train / test / OOD images (``load_eval_data(...)`` with subsets).
             config: base config of full runs (default: ``Config.preset("tiny")``).
             views, rotations, generator: see :meth:`FeatureCache.build`.
+            progress: a tqdm.auto bar over the backbone's passes on the augmented
+                training images (the slow part; the plain, test and OOD images follow).
             kwargs: see the class.
         """
-        from ..config import Config
+        from tqdm.auto import tqdm
 
-        cache = FeatureCache.build(
-            model,
-            *data.train,
-            views=views,
-            rotations=rotations,
-            test=data.test,
-            ood=data.ood,
-            generator=generator,
-        )
+        from ..config import Config
+        from ..transforms import SimCLRAugment
+
+        augment = SimCLRAugment()
+        passes = views * (4 if rotations else 1)
+        with tqdm(total=passes, desc="backbone features", unit="pass", disable=not progress) as bar:
+
+            def counted(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+                out = augment(x, generator=generator)  # the batch of one pass, augmented
+                bar.update(1)
+                return out
+
+            cache = FeatureCache.build(
+                model,
+                *data.train,
+                views=views,
+                rotations=rotations,
+                test=data.test,
+                ood=data.ood,
+                augment=counted,
+                generator=generator,
+            )
         config = config if config is not None else Config.preset("tiny")
         return cls(cache, train=data.train, test=data.test, ood=data.ood, config=config, **kwargs)
 
@@ -314,10 +387,15 @@ class RetrainPanel(_Displayable):
                         "full mode needs train, test, ood and config; build the "
                         "panel with RetrainPanel.from_data(...)"
                     )
-                if key in ("alpha", "beta") and value > getattr(self, key).max:
+                if key in ("alpha", "beta") and value > (1 + 1e-9) / self.tau.value:
                     raise ValueError(
                         f"{key}={value:g} exceeds 1/tau = {1 / self.tau.value:g}; "
                         "lower it or lower tau"
+                    )
+                if key in ("alpha", "beta") and value < _LOG_LOW * (1 - 1e-9):
+                    raise ValueError(
+                        f"{key}={value:g} is below the slider's lowest value {_LOG_LOW:g}; "
+                        f"pass {key} >= {_LOG_LOW:g} (the paper: alpha=0.05, beta=2.5)"
                     )
                 getattr(self, key).value = value
         finally:
@@ -328,9 +406,9 @@ class RetrainPanel(_Displayable):
     def _on_tau(self, _change) -> None:
         held, self._hold = self._hold, True
         try:  # alpha and beta live in (0, 1/tau] (Eq. 3): move the sliders' range with tau
-            limit = 1.0 / self.tau.value
+            top = math.log10(1.0 / self.tau.value)  # the log sliders' bounds are exponents
             for s in (self.alpha, self.beta):
-                s.max = max(limit, s.min)
+                s.max = max(top, s.min)
         finally:
             self._hold = held
         self._on_param(None)
@@ -403,7 +481,7 @@ class RetrainPanel(_Displayable):
         self.result = result
         self._redraw(loss_rows=result.history, x="epoch")
         self.seconds = time.perf_counter() - t0
-        self.status.value = f"{_escape(result.summary())}; redrawn in {self.seconds:.1f} s"
+        self.status.value = f"{_escape(_timing(result))}; redrawn in {self.seconds:.1f} s"
         return result
 
     def _start_full(self, p: dict[str, Any]) -> None:
@@ -422,7 +500,9 @@ class RetrainPanel(_Displayable):
         self.live, self.error = [], None
         self._stop.clear()
         self.run_button.disabled, self.stop_button.disabled = True, False
-        self.status.value = f"training the whole network ({cfg.method}, {cfg.epochs} epochs)..."
+        self.status.value = (
+            f"training the whole network ({method_name(cfg.method)}, {cfg.epochs} epochs)..."
+        )
         self.thread = threading.Thread(
             target=self._full_worker, args=(cfg,), daemon=True, name="mclviz-full-retrain"
         )
@@ -454,7 +534,7 @@ class RetrainPanel(_Displayable):
             self.result = result
             self._redraw(loss_rows=self.live, x="step")
             note = " (stopped early)" if result.stopped_early else ""
-            self.status.value = _escape(result.summary()) + note
+            self.status.value = _escape(_timing(result)) + note
         except Exception as err:  # shown on screen and re-raised by run(wait=True)
             self.error = err
             self.status.value = (
@@ -480,25 +560,20 @@ class RetrainPanel(_Displayable):
                 seed=self.seed,
                 class_names=self.class_names,
             )
-            self.figures["projection"].update_layout(width=520, height=440)
             _show(self.projection_out, _plotly_entry(self.figures["projection"]))
         else:
             self.figures.pop("projection", None)
             _show(self.projection_out)
         self.figures["scores"] = result_scores(r, ood=ood)
-        self.figures["scores"].update_layout(  # legend below: the panel is narrow
-            width=640, height=480, legend=dict(orientation="h", yanchor="top", y=-0.2)
-        )
         _show(self.scores_out, _plotly_entry(self.figures["scores"]))
         if loss_rows is not None:
             title = "Loss (projection head)" if r.mode == "fast" else "Loss (whole network)"
             self.figures["loss"] = loss_curve(list(loss_rows), x=x, title=title)
             _show(self.loss_out, _plotly_entry(self.figures["loss"]))
-        au = " &nbsp; ".join(f"AUROC {k}: <b>{100 * v:.2f}%</b>" for k, v in r.auroc.items())
-        self.metrics_html.value = (
-            f"<b>{_escape(MODE_LABELS[r.mode])}</b> &nbsp; "
-            f"accuracy <b>{100 * r.accuracy:.2f}%</b> &nbsp; {au}"
+        au = " &nbsp; ".join(
+            f"AUROC {_escape(dataset_name(k))}: <b>{100 * v:.1f}%</b>" for k, v in r.auroc.items()
         )
+        self.metrics_html.value = f"accuracy <b>{100 * r.accuracy:.1f}%</b> &nbsp; {au}"
 
     def export(self, folder: str | Path, prefix: str = "retrain") -> dict[str, Path]:
         """Write the current result's table (CSV) and figures (PNG) into ``folder``.

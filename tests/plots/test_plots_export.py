@@ -102,3 +102,22 @@ def test_export_plotly_one_small_figure_per_format(tmp_path, suffix, kaleido_ser
         assert "Plotly export title" in "".join(root.itertext())
     else:
         assert data.startswith(b"%PDF")
+
+
+@pytest.mark.filterwarnings("ignore:The kopts argument is ignored")
+def test_export_plotly_at_the_figures_print_size(tmp_path, kaleido_server):
+    # on screen a figure has no width (its container's); the file gets its print size
+    s_in, correct, s_out = score_data(5)
+    fig = score_distribution(s_in, correct, s_out)
+    assert fig.layout.width is None
+    w, h = fig.layout.meta["export_size"]
+    with Image.open(export(fig, tmp_path / "scores.png", scale=1)) as im:
+        assert im.size == (w, h)
+    with Image.open(export(fig, tmp_path / "narrow.png", width=480, scale=1)) as im:
+        assert im.size == (480, h)  # a size asked for wins
+    from mclviz.plots import export_many
+
+    two = export_many([(fig, tmp_path / "a.png"), (fig, tmp_path / "b.png")], scale=1)
+    for path in two:
+        with Image.open(path) as im:
+            assert im.size == (w, h)

@@ -10,17 +10,25 @@ from mclviz import plots
 
 PUBLIC_NAMES = [
     "COLUMN_WIDTH",
+    "FONT_PT",
+    "FONT_PX",
     "OOD_COLOR",
     "PALETTE",
     "PAPER_RC",
+    "PLOTLY_CONFIG",
     "TEXT_WIDTH",
     "class_name",
     "comparison_table",
+    "data_note",
+    "drawn_range",
     "export",
     "export_many",
     "failure_cases",
     "failure_gallery",
+    "headline_table",
+    "house_style",
     "nearest_neighbours",
+    "one_class_figure",
     "paper_rc",
     "plotly_template",
     "project",
@@ -28,6 +36,9 @@ PUBLIC_NAMES = [
     "score_distribution",
     "sei_figure",
     "sei_table",
+    "table_view",
+    "text_width",
+    "wrap_label",
 ]
 
 

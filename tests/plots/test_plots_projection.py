@@ -117,17 +117,22 @@ def test_projection_figure_same_sample_in_every_panel_and_colours():
     ood = ood_from_labels | mask
     names = ["plane", "car", "bird", "cat"]
     emb = {"SimCLR": z + rng.normal(size=z.shape), "SupCLR": z, "MCL": torch.as_tensor(z * 2)}
-    fig = projection_figure(emb, y, ood_mask=mask, class_names=names, sample=sample, seed=5)
+    fig = projection_figure(
+        emb, y, ood_mask=mask, ood_name="SVHN", class_names=names, sample=sample, seed=5
+    )
 
     assert isinstance(fig, go.Figure)
     idx = np.asarray(fig.layout.meta["sample_idx"])
     expected = np.sort(np.random.default_rng(5).choice(n, sample, replace=False))
     np.testing.assert_array_equal(idx, expected)
     classes = np.unique(y[idx][~ood[idx]])
-    per_panel = [c for c in names if names.index(c) in classes] + ["OOD"]
+    per_panel = [c for c in names if names.index(c) in classes] + ["SVHN"]  # the set's name
     assert [t.name for t in fig.data] == per_panel * 3
     assert fig.layout.annotations[0].text == "SimCLR" and fig.layout.annotations[2].text == "MCL"
-    assert f"{sample} / {n}" in fig.layout.title.text
+    n_ood = int(ood[idx].sum())
+    assert fig.layout.title.text.replace("<br>", " ") == (
+        f"t-SNE, seed 5: {sample - n_ood} test and {n_ood} SVHN images, drawn from {n}"
+    )
 
     panels = {}
     for t in fig.data:
@@ -139,7 +144,7 @@ def test_projection_figure_same_sample_in_every_panel_and_colours():
         np.testing.assert_array_equal(np.sort(rows), idx)  # same points in every panel
         for t in traces:
             rows_t = np.asarray([r[0] for r in t.customdata], dtype=int)
-            if t.name == "OOD":
+            if t.name == "SVHN":
                 assert t.marker.color == OOD_COLOR
                 assert ood[rows_t].all()
             else:
@@ -164,7 +169,7 @@ def test_projection_figure_thumbnails_and_all_points():
     assert fig.layout.meta["sample_idx"] == list(range(n))
     assert [t.name for t in fig.data] == ["class 0", "class 1"]
     for t in fig.data:
-        for i, _name, uri in t.customdata:
+        for i, _name, uri, _j, _where in t.customdata:
             assert uri.startswith("data:image/png;base64,")
             img = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
             np.testing.assert_array_equal(np.asarray(img), images[i].transpose(1, 2, 0))
@@ -172,3 +177,52 @@ def test_projection_figure_thumbnails_and_all_points():
         projection_figure({"a": z, "b": z[:-1]}, y)
     with pytest.raises(TypeError, match="uint8"):
         projection_figure({"a": z}, y, images=images.astype(np.float32))
+
+
+def test_projection_hover_counts_within_each_set():
+    # test rows then OOD rows, as the widgets pass them: the hover box numbers each point
+    # within its own set ("OOD image #3 of 10"), not in the concatenation (#33)
+    z, y = clusters(40, 6, 3, seed=6)
+    y = y.copy()
+    y[30:] = -1
+    fig = projection_figure({"m": z}, y, ood_name="Gaussian noise", sample=None)
+    (ood,) = [t for t in fig.data if t.name == "Gaussian noise"]
+    rows = np.array([r[0] for r in ood.customdata])
+    within = np.array([r[3] for r in ood.customdata])
+    np.testing.assert_array_equal(rows, np.arange(30, 40))
+    np.testing.assert_array_equal(within, np.arange(10))
+    assert [r[4] for r in ood.customdata][3] == "OOD image #3 of 10"
+    assert "customdata[4]" in ood.hovertemplate and "customdata[0]" not in ood.hovertemplate
+    test_rows = [r for t in fig.data if t.name != "Gaussian noise" for r in t.customdata]
+    assert all(r[0] == r[3] for r in test_rows)
+    assert {r[4].split(" #")[0] for r in test_rows} == {"test image"}
+    assert test_rows[0][4].endswith("of 30")
+
+
+def test_projection_figure_wraps_panels_into_a_grid_that_fits_a_cell():
+    z, y = clusters(30, 5, 2, seed=7)
+    emb = {name: z + k for k, name in enumerate(["SimCLR", "SupCLR", "CCM", "CCM + SPA"])}
+    fig = projection_figure(emb, y, sample=None)
+    assert fig.layout.width is None and fig.layout.autosize  # the container's width
+    axes = {t.xaxis for t in fig.data}
+    assert len(axes) == 4
+    # two panels a row: each about half the width, never 4 x 380 px in one row
+    domains = sorted({tuple(fig.layout[f"xaxis{a[1:]}"].domain) for a in axes})
+    assert len(domains) == 2 and all(d[1] - d[0] > 0.45 for d in domains)
+    width, height = fig.layout.meta["export_size"]
+    assert width <= 1100 and height == fig.layout.height
+    # a panel title too long for its panel is wrapped, not left to run into the next
+    long = projection_figure(
+        {"a model with a name far too long for the one line of its panel": z}, y
+    )
+    lines = long.layout.annotations[0].text.split("<br>")
+    assert len(lines) > 1 and all(len(ln) * 0.6 * 13 <= 400 for ln in lines)
+    with pytest.raises(ValueError, match="cols=0"):
+        projection_figure(emb, y, cols=0)
+
+
+def test_projection_figure_reports_progress_per_panel():
+    z, y = clusters(20, 4, 2, seed=8)
+    seen = []
+    projection_figure({"a": z, "b": z * 2}, y, progress=lambda *a: seen.append(a))
+    assert seen == [(0, 2, "a"), (1, 2, "b")]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from plot_inputs import SETTINGS, sei_frame
+from text_layout import assert_no_text_overlap
 
 from mclviz.plots import sei_figure, sei_table
 
@@ -60,7 +61,7 @@ def test_sei_table_several_methods_and_figure():
 
     fig = sei_figure(sei_frame(2), ood="svhn")
     t = sei_table(sei_frame(2), ood="svhn")
-    assert [tr.name for tr in fig.data] == ["paper", "official", "paper", "official"]
+    assert [tr.name for tr in fig.data] == ["paper", "official code"] * 2
     assert [tr.showlegend for tr in fig.data] == [True, True, False, False]
     labels = [
         "no SEI",
@@ -74,7 +75,29 @@ def test_sei_table_several_methods_and_figure():
     for tr, col in zip(
         fig.data, ["acc_paper", "acc_official", "auroc_paper", "auroc_official"], strict=True
     ):
-        assert tr.type == "bar" and list(tr.x) == labels
-        np.testing.assert_array_equal(tr.y, t[col].to_numpy())
-    assert fig.layout.barmode == "group"
-    assert "svhn" in fig.layout.title.text
+        # a dot plot in percent: one row per setting, markers only (no value text that
+        # could collide where two variants are a few hundredths apart)
+        assert tr.type == "scatter" and tr.mode == "markers" and tr.text is None
+        assert list(tr.y) == labels
+        np.testing.assert_allclose(tr.x, 100 * t[col].to_numpy())
+        assert "%{x:.1f}%" in tr.hovertemplate
+    assert "SVHN" in fig.layout.title.text  # the set's display name, not its key
+    assert fig.layout.width is None and fig.layout.meta["export_size"][0] == 900
+    assert {a.font.size for a in fig.layout.annotations} == {13}
+
+
+def test_sei_figure_for_print_has_no_colliding_labels():
+    for df, ood in ((sei_frame(4), "svhn"), (sei_frame(5, methods=("MCL w/o aux", "mcl")), "svhn")):
+        fig = sei_figure(df, ood=ood, backend="matplotlib")
+        assert_no_text_overlap(fig)
+        ax = fig.axes[0]
+        rows = [t.get_text() for t in ax.get_yticklabels()]
+        assert rows[0].endswith("no SEI") and len(rows) == len(sei_table(df, ood=ood))
+        texts = fig.findobj(match=lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+        assert {t.get_fontsize() for t in texts if t.get_text()} == {8.0}  # one font size
+        assert fig.axes[0].get_xlabel() == "accuracy (%)"
+        lo, hi = fig.axes[1].get_xlim()
+        assert 0 < lo < hi <= 100  # percent, around the data
+    assert "MCL w/o aux / no SEI" in rows
+    with pytest.raises(ValueError, match="backend"):
+        sei_figure(sei_frame(4), ood="svhn", backend="bokeh")

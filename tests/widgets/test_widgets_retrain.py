@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 import torch
 from widget_inputs import feature_cache, random_images
@@ -35,8 +36,38 @@ def test_run_draws_scores_loss_and_auroc(panel):
     data = panel.scores_out.outputs[0]["data"]
     assert len(data["application/vnd.plotly.v1+json"]["data"]) >= 3  # histograms + threshold
     assert [t.name for t in panel.figures["loss"].data] == ["loss", "ccm", "spa"]
-    assert "AUROC far" in panel.metrics_html.value and FAST in panel.metrics_html.value
-    assert FAST in panel.status.value and panel.seconds is not None
+    assert "AUROC far: <b>" in panel.metrics_html.value
+    assert f"{100 * r.auroc['far']:.1f}%" in panel.metrics_html.value  # one decimal
+    assert "head retrained in" in panel.status.value and panel.seconds is not None
+
+
+def test_the_mode_is_named_once(panel):
+    panel.run()
+    texts = [panel.banner.value, panel.status.value, panel.metrics_html.value]
+    assert sum(t.count(FAST) for t in texts) == 1 and FAST in panel.banner.value
+
+
+def test_alpha_and_beta_have_log_sliders(panel):
+    for s in (panel.alpha, panel.beta):
+        assert type(s).__name__ == "FloatLogSlider" and s.base == 10
+        assert s.base**s.min == pytest.approx(0.01) and s.base**s.max == pytest.approx(5.0)
+    assert panel.alpha.value == pytest.approx(0.05) and panel.beta.value == pytest.approx(2.5)
+    # a drag of a sixth of the track from the paper's 0.05 (about 40 px of 250): a linear
+    # slider over 0.01-5 jumps to 0.88; the log slider stays within a factor of 3
+    span = panel.alpha.max - panel.alpha.min
+    moved = 10 ** (np.log10(0.05) + span / 6)
+    assert moved < 3 * 0.05 and 0.05 + (5 - 0.01) / 6 > 0.8
+    # one keyboard step is a few percent, and a typed value is kept as typed
+    assert 10**panel.alpha.step == pytest.approx(1.023, abs=1e-3)
+    panel.set(alpha=0.123)
+    assert panel.alpha.value == pytest.approx(0.123)
+    with pytest.raises(ValueError, match="alpha=0.001 is below the slider's lowest value 0.01"):
+        panel.set(alpha=0.001)
+
+
+def test_labels_are_display_names(panel):
+    assert ("MCL w/o aux", "mcl-noaux") in panel.method.options
+    assert panel.ood.options == (("far", "far"), ("near", "near"))
 
 
 def test_moving_a_slider_retrains_and_moving_back_is_memoised(panel):
@@ -54,7 +85,8 @@ def test_moving_a_slider_retrains_and_moving_back_is_memoised(panel):
 
 def test_tau_moves_the_alpha_beta_range(panel):
     panel.set(tau=0.5)
-    assert panel.alpha.max == pytest.approx(2.0) and panel.beta.max == pytest.approx(2.0)
+    # the log sliders' bounds are exponents: 10 ** max == 1 / tau
+    assert 10**panel.alpha.max == pytest.approx(2.0) and 10**panel.beta.max == pytest.approx(2.0)
     assert panel.beta.value == pytest.approx(2.0)  # 2.5 clamped into (0, 1/tau]
     assert panel.result is None  # set() never retrains
     with pytest.raises(ValueError, match="alpha=3 exceeds 1/tau = 2"):
@@ -85,7 +117,8 @@ def test_projection_and_ood_switch():
     p = RetrainPanel(feature_cache(), projection="tsne", sample=60, fast_epochs=1)
     p.run()
     names = {t.name for t in p.figures["projection"].data}
-    assert "OOD" in names and len(names) == 5
+    assert "far" in names and len(names) == 5  # the OOD set by name
+    assert p.figures["projection"].layout.width is None  # its box's width
     p.ood.value = "near"
     assert "near" in p.figures["scores"].layout.title.text
     p.projection.value = "none"
@@ -143,7 +176,8 @@ def test_full_mode_runs_the_whole_network_with_a_live_loss_curve():
     assert p.progress.value == p.progress.max == 3  # 48 images / 16 a step, 1 epoch
     assert [e["step"] for e in p.live] == [1.0, 2.0, 3.0]
     assert p.figures["loss"].layout.xaxis.title.text == "step"
-    assert FULL in p.status.value and not p.run_button.disabled and p.stop_button.disabled
+    assert "whole network trained in" in p.status.value
+    assert not p.run_button.disabled and p.stop_button.disabled
 
 
 def test_stop_button_ends_a_full_run_early():
@@ -161,3 +195,20 @@ def test_stop_button_ends_a_full_run_early():
     assert not p.running and p.error is None
     assert p.result.stopped_early and p.progress.value < p.progress.max
     assert "stopped early" in p.status.value and not p.run_button.disabled
+
+
+def test_from_data_shows_progress_while_caching(capsys):
+    from mclviz.evaluation import EvalData
+    from mclviz.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", width=0.125, proj_dim=4)
+    data = EvalData(
+        (random_images(16), torch.arange(16) % 2),
+        (random_images(8, 1), torch.arange(8) % 2),
+        {"noise": random_images(6, 2)},
+    )
+    p = RetrainPanel.from_data(model, data, views=2, projection="none", fast_epochs=1)
+    err = capsys.readouterr().err
+    assert "backbone features" in err and "8/8" in err  # 2 views x 4 rotations, counted
+    assert p.cache.n_views == 2
