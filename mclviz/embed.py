@@ -205,7 +205,9 @@ def embed(
     try:
         with (
             torch.no_grad(),
-            tqdm(total=n * w, disable=not progress, desc=f"embed {output}", unit="img") as bar,
+            tqdm(
+                total=n * w, disable=not progress, desc=f"embed {output}", unit="img", leave=False
+            ) as bar,
         ):
             for i in range(0, n, batch_size):
                 batch = images[i : i + batch_size].to(dev, non_blocking=True)  # (b, 3, H, W)

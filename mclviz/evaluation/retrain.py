@@ -558,6 +558,7 @@ def score_model(
     covariance: str = "auto",
     batch_size: int = 512,
     precision: str = "fp32",
+    progress: bool = False,
 ) -> RetrainResult:
     """Embed and score a trained model as it is (``mode="model"``), e.g. a loaded checkpoint.
 
@@ -573,6 +574,7 @@ def score_model(
         ways, aggregation, variant, covariance: see :func:`score_embeddings`.
         batch_size: images per forward pass.
         precision: of the embeddings (``mclviz.device``; ``"auto"``: bf16 where fast).
+        progress: tqdm.auto bars while embedding.
     """
     ways = (default_ways(method, 8) if method else 1) if ways is None else int(ways)
     t0 = time.perf_counter()
@@ -582,7 +584,7 @@ def score_model(
         dict(ood),
     )
     outputs = Outputs(
-        model, data, scored_on="z", precision=precision, batch_size=batch_size, progress=False
+        model, data, scored_on="z", precision=precision, batch_size=batch_size, progress=progress
     )
     scored = _score(
         outputs, ways=ways, aggregation=aggregation, variant=variant, covariance=covariance

@@ -42,10 +42,12 @@ def _check_int(name: str, value: Any, low: int) -> int:
     return value
 
 
-def _features(model: nn.Module, images: Tensor, views, batch_size: int) -> Tensor:
+def _features(
+    model: nn.Module, images: Tensor, views, batch_size: int, progress: bool = False
+) -> Tensor:
     """(n, W, f) float32 CPU backbone features of SEI views ``views`` (eval mode, fp32)."""
     return embed(
-        model, images, views=views, output="features", batch_size=batch_size, progress=False
+        model, images, views=views, output="features", batch_size=batch_size, progress=progress
     )
 
 
@@ -126,6 +128,7 @@ class FeatureCache:
         augment: Callable[..., Tensor] | None = None,
         generator: torch.Generator | None = None,
         batch_size: int = 512,
+        progress: bool = False,
     ) -> FeatureCache:
         """Run the backbone once over everything fast mode needs.
 
@@ -147,6 +150,7 @@ class FeatureCache:
                 strength 0.5 (:class:`mclviz.transforms.SimCLRAugment`).
             generator: CPU generator for the augmentations (default seeded with 0).
             batch_size: images per forward pass.
+            progress: a tqdm.auto bar per pass over the images.
         """
         t0 = time.perf_counter()
         if not hasattr(model, "features") or not isinstance(
@@ -182,15 +186,20 @@ class FeatureCache:
             rots = []
             for k in range(r):
                 aug = augment(images, generator=gen)  # (N, 3, H, W) float in [0, 1]
-                rots.append(_features(model, rotate(aug, k), 1, batch_size)[:, 0])  # (N, f)
+                rots.append(
+                    _features(model, rotate(aug, k), 1, batch_size, progress)[:, 0]
+                )  # (N, f)
             per_view.append(torch.stack(rots, 1))  # (N, R, f)
         feats = torch.stack(per_view, 2)  # (N, R, V, f)
-        plain = _features(model, images, r, batch_size)  # (N, R, f)
+        plain = _features(model, images, r, batch_size, progress)  # (N, R, f)
         te = te_y = None
         if test is not None:
-            te = _features(model, test[0], int(w), batch_size)
+            te = _features(model, test[0], int(w), batch_size, progress)
             te_y = torch.as_tensor(test[1]).long()
-        ood_f = {name: _features(model, x, int(w), batch_size) for name, x in (ood or {}).items()}
+        ood_f = {
+            name: _features(model, x, int(w), batch_size, progress)
+            for name, x in (ood or {}).items()
+        }
         linears = [m for m in model.head if isinstance(m, nn.Linear)]
         info = {
             "views": views,

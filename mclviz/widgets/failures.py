@@ -167,6 +167,7 @@ class FailureViewer(_Displayable):
         *,
         method: str = "",
         ways: int | None = 1,
+        progress: bool = True,
         **kwargs: Any,
     ) -> FailureViewer:
         """Score ``model`` on ``data`` (an :class:`mclviz.evaluation.EvalData`) and build.
@@ -176,9 +177,12 @@ class FailureViewer(_Displayable):
             data: train / test / OOD images, e.g. ``load_eval_data(...)`` with subsets.
             method: the model's method (``ways=None`` picks 4 SEI views for ``mcl``).
             ways: SEI views used for the scores (see :func:`mclviz.evaluation.score_model`).
+            progress: tqdm.auto bars while embedding.
             kwargs: see the class.
         """
-        result = score_model(model, data.train, data.test, data.ood, method=method, ways=ways)
+        result = score_model(
+            model, data.train, data.test, data.ood, method=method, ways=ways, progress=progress
+        )
         return cls(result, data.train[0], data.test[0], data.ood, **kwargs)
 
     # ------------------------------------------------------------------ reading

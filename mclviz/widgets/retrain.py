@@ -322,30 +322,19 @@ class RetrainPanel(_Displayable):
                 training images (the slow part; the plain, test and OOD images follow).
             kwargs: see the class.
         """
-        from tqdm.auto import tqdm
 
         from ..config import Config
-        from ..transforms import SimCLRAugment
 
-        augment = SimCLRAugment()
-        passes = views * (4 if rotations else 1)
-        with tqdm(total=passes, desc="backbone features", unit="pass", disable=not progress) as bar:
-
-            def counted(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-                out = augment(x, generator=generator)  # the batch of one pass, augmented
-                bar.update(1)
-                return out
-
-            cache = FeatureCache.build(
-                model,
-                *data.train,
-                views=views,
-                rotations=rotations,
-                test=data.test,
-                ood=data.ood,
-                augment=counted,
-                generator=generator,
-            )
+        cache = FeatureCache.build(
+            model,
+            *data.train,
+            views=views,
+            rotations=rotations,
+            test=data.test,
+            ood=data.ood,
+            generator=generator,
+            progress=progress,
+        )
         config = config if config is not None else Config.preset("tiny")
         return cls(cache, train=data.train, test=data.test, ood=data.ood, config=config, **kwargs)
 
