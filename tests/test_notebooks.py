@@ -242,6 +242,13 @@ def test_03_scores_and_failures(data_root, kernel_name, workdir):
     wrong = _csv(out / "failures_misclassified.csv", ["index", "score", "label", "pred"])
     assert (wrong["label"] != wrong["pred"]).all() and len(wrong) > 0
     _png(out / "failures_misclassified.png")
+    # the operating-point explorer at TARGET_TPR: its JSON states a threshold keeping that TPR
+    point = json.loads((out / "operating_point" / "operating_point.json").read_text())
+    assert point["tpr"] >= 0.95 - 1e-9
+    assert point["ind_accepted"] + point["ind_rejected"] == point["n_in"]
+    _png(out / "operating_point" / "scores.png")
+    baselines = pd.read_csv(out / "detectors.csv")
+    assert {"gaussians", "mahalanobis", "knn"} <= set(baselines["detector"])
 
 
 @pytest.mark.slow
