@@ -14,13 +14,16 @@ file browser open, runs all cells from the Run menu, and checks from the page it
 
 Then what each notebook is about: 01 opens the shipped ``mcl`` checkpoint (on fewer
 images) and shows the headline table in percent; 02's hover box counts an OOD point within
-its own set; 03's failure viewer still shows its default kind after the export cell; 05's
-slider retrains. Every notebook but 01 runs on the ``tiny`` preset (trained once, into
-runs shared by the tests).
+its own set; 03's failure viewer still shows its default kind after the export cell, and
+its operating-point explorer follows its slider moved as a user moves it (the keyboard on
+its handle, then the "TPR = 99%" preset button): the threshold, the counts and both gallery
+titles change, with nothing too wide and no error; 05's slider retrains. Every notebook
+but 01 runs on the ``tiny`` preset (trained once, into runs shared by the tests).
 
 Screenshots (the window after Run All, then scrolled to each cell with a figure or a
-widget, after Run All and at the end of the test) are kept as test artefacts in
-``test-artifacts/browser/`` (git-ignored; ``$MCLVIZ_TEST_ARTIFACTS`` overrides the folder).
+widget, after Run All and at the end of the test; 03's explorer after each move) are kept
+as test artefacts in ``test-artifacts/browser/`` (git-ignored; ``$MCLVIZ_TEST_ARTIFACTS``
+overrides the folder).
 
 Chromium: Debian's ``/usr/bin/chromium`` (``$MCLVIZ_CHROMIUM`` overrides); missing, the
 test fails in CI (``CI=true``) and is skipped with the reason elsewhere.
@@ -480,10 +483,70 @@ def test_notebook_02_projections_fit_and_hover_counts_within_the_set(lab):
         assert int(m.group(1).replace(",", "")) < n == PARAMETERS["02_embeddings"]["TEST_SUBSET"]
 
 
+#: the operating-point explorer's parts on the page: the ``_dom_classes`` given in
+#: ``mclviz/widgets/operating_point.py``
+_EXPLORER = ".mclviz-operating-point"
+_EXPLORER_TEXTS = {
+    "threshold": ".mclviz-op-threshold .widget-readout",
+    "counts": ".mclviz-op-counts",
+    "accepted_ood": ".mclviz-op-accepted-ood-title",
+    "rejected_in": ".mclviz-op-rejected-in-title",
+}
+#: the explorer's counts text once it differs from the one given (a move has been drawn)
+_COUNTS_MOVED = f"""before => {{
+  const el = document.querySelector('{_EXPLORER} {_EXPLORER_TEXTS["counts"]}');
+  return el !== null && el.innerText.trim() !== before;
+}}"""
+
+
+def _explorer_texts(page) -> dict[str, str]:
+    """The explorer's threshold readout, counts and gallery titles, as the page shows them."""
+    explorer = page.locator(_EXPLORER)
+    return {
+        k: explorer.locator(sel).first.inner_text().strip() for k, sel in _EXPLORER_TEXTS.items()
+    }
+
+
+def _count(text: str, what: str) -> tuple[int, int]:
+    """(count, total) of "<what>: <count> of <total>" in an explorer text."""
+    m = re.search(rf"{re.escape(what)}: (\d+) of (\d+)", text)
+    assert m, (what, text)
+    return int(m.group(1)), int(m.group(2))
+
+
+def _readout(text: str) -> float:
+    """A slider readout as a number (d3-format writes negatives with U+2212, the minus sign)."""
+    return float(text.replace("\u2212", "-"))
+
+
+def _explorer_moved(page, before: dict[str, str], shot: Path) -> dict[str, str]:
+    """Wait until the explorer has redrawn after a move (its counts text changed, the
+    kernel idle, plotly redrawn), screenshot it (``shot``), and return its texts, each
+    asserted changed."""
+    page.wait_for_function(_COUNTS_MOVED, arg=before["counts"], timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
+    page.wait_for_timeout(2000)  # the histogram's Output re-renders its plotly figure
+    # the window from the counts down: the histogram and the gallery titles below them
+    counts = page.locator(f"{_EXPLORER} {_EXPLORER_TEXTS['counts']}")
+    counts.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(shot))
+    after = _explorer_texts(page)
+    for key in _EXPLORER_TEXTS:  # the readout, the counts and both gallery titles follow
+        assert after[key] != before[key], (key, before[key], after[key])
+    return after
+
+
 @pytest.mark.parametrize("lab", ["03_scores_and_failures"], indirect=True)
-def test_notebook_03_viewer_keeps_its_default_after_the_export_cell(lab):
-    with _notebook_running(lab, "03_scores_and_failures") as page:
-        page.wait_for_selector(".widget-output img", timeout=120_000)
+def test_notebook_03_viewer_keeps_its_default_and_the_explorer_moves(lab):
+    """The failure viewer keeps its default kind after the export cell; the operating-point
+    explorer follows its slider moved with the keyboard and a preset button."""
+    stem = "03_scores_and_failures"
+    shots = _artifacts()
+    with _notebook_running(lab, stem) as page:
+        # the viewer's gallery (a PNG; the explorer's plotly Output above it holds a hidden
+        # <img class="plot-img">, so a bare ".widget-output img" would wait on that one)
+        page.locator(".widget-output .jp-RenderedImage img").first.wait_for(timeout=120_000)
         _check_layout(page, figures=2, widgets=1)
         active = page.locator(".widget-toggle-button.mod-active")
         assert active.count() == 1 and active.inner_text().strip() == "OOD accepted"
@@ -492,6 +555,33 @@ def test_notebook_03_viewer_keeps_its_default_after_the_export_cell(lab):
         assert "failures" not in label
         text = _notebook_text(page)
         assert "failures_misclassified.csv" in text  # the export cell ran
+
+        # the explorer after Run All: at TARGET_TPR (95%)
+        explorer = page.locator(_EXPLORER)
+        assert explorer.count() == 1
+        start = _explorer_texts(page)
+        n_in = PARAMETERS[stem]["TEST_SUBSET"]
+        assert _count(start["rejected_in"], "test images rejected as OOD")[1] == n_in
+        # the keyboard on the slider's handle: End moves delta to the top of the score
+        # range, where (nearly) every test image is rejected and (nearly) no OOD image kept
+        handle = explorer.locator(".mclviz-op-threshold .noUi-handle")
+        handle.focus()
+        handle.press("End")
+        top = _explorer_moved(page, start, shots / f"{stem}-explorer-end-key.png")
+        rejected = _count(top["rejected_in"], "test images rejected as OOD")[0]
+        assert rejected > _count(start["rejected_in"], "test images rejected as OOD")[0]
+        accepted = _count(top["accepted_ood"], "accepted as in-distribution")[0]
+        assert accepted < _count(start["accepted_ood"], "accepted as in-distribution")[0]
+        _check_layout(page, figures=2, widgets=1)
+
+        # a preset button: "TPR = 99%" keeps at least 99% of the test images
+        explorer.get_by_role("button", name="TPR = 99%", exact=True).click()
+        tpr99 = _explorer_moved(page, top, shots / f"{stem}-explorer-tpr99.png")
+        kept, total = _count(tpr99["counts"], "test images accepted as in-distribution")
+        assert total == n_in and kept >= 0.99 * n_in, tpr99["counts"]
+        assert _count(tpr99["rejected_in"], "test images rejected as OOD")[0] == n_in - kept
+        assert _readout(tpr99["threshold"]) < _readout(top["threshold"])
+        _check_layout(page, figures=2, widgets=1)
 
 
 @pytest.mark.parametrize("lab", ["04_sei"], indirect=True)

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from ..names import dataset_name
 from ..scoring import Mahalanobis
 from .compared import MSP, ComparedModel, Setting, find_row, missing_reason, no_sei, sei
 from .ood import PAPER_OOD, PAPER_OOD_LABEL
@@ -328,18 +329,19 @@ def untested_claims(ood: Sequence[str]) -> list[str]:
         if c in ("lsun_fix", "imagenet_fix") or PAPER_OOD[c] not in ood
     ]
     lines = []
+    tin, fix = dataset_name(PAPER_OOD["imagenet_fix"]), PAPER_OOD_LABEL["imagenet_fix"]
     if lacking:
         lines.append(
             f"Tables 1-2: AUROC on {', '.join(lacking)}: not tested (not in the data root). "
-            "Tiny ImageNet (resize) stands in for ImageNet (FIX): images of the same source, "
-            "downsampled with the artefacts Tack et al. 2020 fixed, so its numbers are not "
-            "one-to-one comparable with the paper's."
+            f"{tin} stands in for {fix}: images of the same source, downsampled with the "
+            "artefacts Tack et al. 2020 fixed, so its numbers are not one-to-one comparable "
+            "with the paper's."
         )
     if "cifar100" not in ood:
         lines.append(
-            "Tables 3-5 use CIFAR-100 as OOD in the paper: not tested on CIFAR-100 "
-            "(not available); our Tables 3-5 and claims (c)-(e) use Tiny ImageNet "
-            "(resize) instead."
+            f"Tables 3-5 use {PAPER_OOD_LABEL['cifar100']} as OOD in the paper: not tested "
+            f"on {dataset_name('cifar100')} (not available); our Tables 3-5 and claims "
+            f"(c)-(e) use {tin} instead."
         )
     lines += [
         "Table 1: MCL + SEI beats Outlier Exposure and CSI (+ ensemble): not tested "

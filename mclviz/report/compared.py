@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Config
+from ..names import detector_name, method_name, sei_name
 from ..scoring import KNN, ODIN, Energy, Mahalanobis
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "expected_config",
     "find_row",
     "missing_reason",
+    "model_name",
     "no_sei",
     "sei",
 ]
@@ -44,20 +46,30 @@ _SEI_MODELS = ("mcl", "rot", "mcl-noaux", OPEN_SET)
 
 
 _ODIN, _EPS = ODIN(), Mahalanobis.PREPROCESSING_EPSILON
+_LEE = "Lee et al.; tied covariance, raw penultimate features"
+
+
+def model_name(name: str) -> str:
+    """How the report names a model of the comparison: its method's display name
+    (:func:`mclviz.names.method_name`); the open-set model is MCL on known classes."""
+    return f"{method_name('mcl')} (open set)" if name == OPEN_SET else method_name(name)
+
+
 #: how a setting names each detector of ``mclviz.evaluation.make_detectors`` (the
-#: ``detector`` column of the report's results)
+#: ``detector`` column of the report's results): its display name
+#: (:func:`mclviz.names.detector_name`) and the hyperparameters the report runs it with
 DETECTOR_LABELS: dict[str, str] = {
-    "msp": "MSP",
-    "energy": f"Energy (T={Energy().temperature:g})",
-    "odin": f"ODIN (T={_ODIN.temperature:g}, input pre-processing eps={_ODIN.epsilon:g}; "
-    "fixed, not tuned on OOD data)",
-    "mahalanobis": "Lee et al.'s Mahalanobis (tied covariance, raw penultimate features)",
-    "mahalanobis+pre": "Lee et al.'s Mahalanobis (tied covariance, raw penultimate features, "
-    f"input pre-processing eps={_EPS:g}; no feature ensemble)",
-    "rmd": "Relative Mahalanobis (tied covariance, raw penultimate features)",
-    "knn": f"KNN (k={KNN().k}, L2-normalised penultimate features)",
-    "vim": "ViM (penultimate features and the classifier)",
-    "knn-cosine": "cosine kNN (k=2)",
+    "msp": detector_name("msp"),
+    "energy": f"{detector_name('energy')} (T={Energy().temperature:g})",
+    "odin": f"{detector_name('odin')} (T={_ODIN.temperature:g}, input pre-processing "
+    f"eps={_ODIN.epsilon:g}; fixed, not tuned on OOD data)",
+    "mahalanobis": f"{detector_name('mahalanobis')} ({_LEE})",
+    "mahalanobis+pre": f"{detector_name('mahalanobis+pre')} ({_LEE}, eps={_EPS:g}; "
+    "no feature ensemble)",
+    "rmd": f"{detector_name('rmd')} (tied covariance, raw penultimate features)",
+    "knn": f"{detector_name('knn')} (k={KNN().k}, L2-normalised penultimate features)",
+    "vim": f"{detector_name('vim')} (penultimate features and the classifier)",
+    "knn-cosine": f"{detector_name('knn-cosine')}, k=2",
 }
 
 
@@ -81,16 +93,18 @@ class Setting(NamedTuple):
         return "/".join(map(str, self))
 
     def label(self) -> str:
-        """How the report names the setting, e.g. ``"mcl, 8-way SEI w-avg"``."""
+        """How the report names the setting, e.g. ``"MCL, 8-way SEI w-avg"`` (the model
+        by :func:`model_name`, the detector by :data:`DETECTOR_LABELS`)."""
         if self.detector != "gaussians":
-            how = DETECTOR_LABELS.get(self.detector, self.detector)
+            how = DETECTOR_LABELS.get(self.detector, detector_name(self.detector))
         elif self.ways == 1:
-            how = "class Gaussians, no SEI" if self.model in ("ce", "rot") else "no SEI"
+            plain = sei_name(1)
+            how = f"{detector_name('gaussians')}, {plain}" if self.model in ("ce", "rot") else plain
         else:
             how = f"{self.ways}-way SEI {self.aggregation}"
             if self.variant != "paper":
                 how += f" ({self.variant})"
-        return f"{self.model}, {how}"
+        return f"{model_name(self.model)}, {how}"
 
 
 def no_sei(model: str) -> Setting:

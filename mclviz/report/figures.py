@@ -4,7 +4,9 @@ Nothing is embedded or scored here: the figures read the :class:`~mclviz.evaluat
 each model's evaluation returned (its ``outputs`` hold the embeddings). Each figure is
 written as PDF and PNG (:func:`export_figure`; a plotly figure falls back to a matplotlib
 copy when kaleido finds no Chrome). Figures 1 and 5 also come as interactive plotly
-figures for the page (the same t-SNE and the same scores as their static versions).
+figures for the page (the same t-SNE and the same scores as their static versions). Data
+sets and models are named by :mod:`mclviz.names` (Figure 1's panels and OOD legend entry,
+Figure 5's legend, the captions).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import plotly.graph_objects as go
 import torch
 from matplotlib.figure import Figure
 
+from ..names import dataset_name, method_name
 from ..plots import (
     TEXT_WIDTH,
     class_name,
@@ -27,8 +30,7 @@ from ..plots import (
     projection_figure,
     score_distribution,
 )
-from .compared import ComparedModel, missing_reason, no_sei, sei
-from .ood import ood_label
+from .compared import ComparedModel, missing_reason, model_name, no_sei, sei
 
 __all__ = ["FIGURE1_MODELS", "export_figure", "make_figures", "plotly_scatter_to_mpl"]
 
@@ -94,14 +96,15 @@ def _figure1(
         outputs = models[m].scores.outputs
         z_in = outputs.get("z", "test", 1)[:, 0]
         z_out = outputs.get("z", f"ood:{claim_ood}", 1)[:, 0]
-        embs[m] = torch.cat([z_in[i_in], z_out[i_out]])
+        embs[model_name(m)] = torch.cat([z_in[i_in], z_out[i_out]])  # the panel's title
     labels = torch.cat([yte[i_in], torch.full((n_out,), -1, dtype=torch.long)])
-    fig = projection_figure(embs, labels, class_names=names, sample=None, seed=0)
-    missing = [m for m in FIGURE1_MODELS if m not in panel]
+    ood = dataset_name(claim_ood)
+    fig = projection_figure(embs, labels, ood_name=ood, class_names=names, sample=None, seed=0)
+    missing = [model_name(m) for m in FIGURE1_MODELS if m not in panel]
     note = (
-        f"Figure 1: t-SNE of the projection z of {n_in} CIFAR-10 test images "
-        f"(coloured by class) and {n_out} {ood_label(claim_ood)} images (grey), the same "
-        f"points for every model ({', '.join(panel)}); seed 0."
+        f"Figure 1: t-SNE of the projection z of {n_in} {dataset_name('cifar10')} test "
+        f"images (coloured by class) and {n_out} {ood} images (grey), the same points for "
+        f"every model ({', '.join(embs)}); seed 0."
         + (f" Not shown: {', '.join(missing)} (not evaluated)." if missing else "")
     )
     return {"fig1": export_figure(fig, out / "fig1_projection")}, {"fig1": note}, {"fig1": fig}
@@ -111,7 +114,7 @@ def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> _Made:
     """Score distributions, MCL + SEI (its most views, w-avg) and MCL without SEI."""
     files, notes, interactive = {}, {}, {}
     best = _best(mcl)
-    label = ood_label(claim_ood)
+    label, mcl_name = dataset_name(claim_ood), method_name("mcl")
     for key, s in (("fig5", best), ("fig5_nosei", no_sei("mcl"))):
         entry = mcl.detector_scores(s)
         args = (entry.score_in, (entry.pred == data.test[1]).numpy(), entry.score_out[claim_ood])
@@ -120,9 +123,9 @@ def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> _Made:
         stem = "fig5_scores" if key == "fig5" else "fig5_scores_nosei"
         files[key] = export_figure(fig, out / stem)
         notes[key] = (
-            f"Figure 5{'' if key == 'fig5' else ', without SEI'}: scores of MCL "
-            f"({s.label()}): CIFAR-10 test images classified correctly / wrongly, "
-            f"and {label}; dashed: the threshold keeping 95% of IND."
+            f"Figure 5{'' if key == 'fig5' else ', without SEI'}: scores of {mcl_name} "
+            f"({s.label()}): {dataset_name('cifar10')} test images classified correctly / "
+            f"wrongly, and {label}; dashed: the threshold keeping 95% of IND."
         )
     return files, notes, interactive
 
@@ -130,7 +133,7 @@ def _figure5(mcl: ComparedModel, data, claim_ood: str, out: Path) -> _Made:
 def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Path) -> _Made:
     """OOD images scored most IND, misclassified IND images, their nearest train images."""
     (xtr, ytr), (xte, yte) = data.train, data.test
-    x_ood, label = data.ood[claim_ood], ood_label(claim_ood)
+    x_ood, label = data.ood[claim_ood], dataset_name(claim_ood)
     best = _best(mcl)
     entry = mcl.detector_scores(best)
     cases = failure_cases(entry.score_in, entry.pred, yte, entry.score_out[claim_ood], n=4)
@@ -160,9 +163,9 @@ def _figure4(mcl: ComparedModel, data, claim_ood: str, names: list[str], out: Pa
     nn = torch.from_numpy(idx)
     fig = failure_gallery(images, titles, xtr[nn], ytr[nn], dist, class_names=names)
     note = (
-        f"Figure 4: failure cases of MCL ({best.label()}): the {len(o_idx)} "
-        f"{label} images scored most in-distribution (top rows) and the "
-        f"{len(m_idx)} misclassified CIFAR-10 test images with the highest "
+        f"Figure 4: failure cases of {method_name('mcl')} ({best.label()}): the "
+        f"{len(o_idx)} {label} images scored most in-distribution (top rows) and the "
+        f"{len(m_idx)} misclassified {dataset_name('cifar10')} test images with the highest "
         f"scores, each with its {k} nearest training images (cosine distance "
         "of the projection z, plain view)."
     )

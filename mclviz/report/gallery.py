@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..evaluation.user_images import IN, ScoredImages
+from ..names import dataset_name, method_name
 
 __all__ = ["thumbnail_uri", "write_gallery"]
 
@@ -58,7 +59,8 @@ def _summary(r: ScoredImages) -> str:
         else "no file was skipped"
     )
     lines = [
-        f"<p>Model: a <code>{e(r.method)}</code> model trained on {e(r.dataset)}{source}. "
+        f"<p>Model: {e(method_name(r.method))} (<code>{e(r.method)}</code>), trained on "
+        f"{e(dataset_name(r.dataset))}{source}. "
         f"Detector: {e(r.detector)} (higher score = more in-distribution), fitted on "
         f"{r.n_train} training images.</p>",
         f"<p id='threshold-rule'>{e(r.threshold_rule[:1].upper() + r.threshold_rule[1:])}. "

@@ -9,6 +9,9 @@ figures (Figures 1 and 5 also interactive) and the rows behind the claims.
 The only script is plotly.js, written beside the page as ``plotly.min.js`` (the copy
 bundled with the installed plotly, :mod:`mclviz.plots.interactive`) and referenced
 relatively, with each interactive figure's inline drawing call; no CDN, no URL.
+
+Data sets, models and detectors are named by :mod:`mclviz.names` (the paper's rows and
+columns keep the paper's names).
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ import pandas as pd
 import torch
 
 from .._version import __version__
+from ..names import dataset_name, detector_name, method_name
 from ..plots.interactive import PLOTLY_JS, figure_div, script_tag, write_plotly_js
 from .claims import CLAIM_IDS, CLAIMS, untested_claims
-from .ood import PAPER_OOD, ablation_ood, ood_column, ood_label
+from .compared import model_name
+from .ood import PAPER_OOD, PAPER_OOD_LABEL, ablation_ood, ood_column
 from .tables import DETECTOR_ROWS
 
 __all__ = ["write_html"]
@@ -189,16 +194,16 @@ _T12_COLS = [
     ("acc_ours", "Test acc. ours"),
     ("acc_paper", "paper"),
     ("acc_diff", "Δ"),
-    ("imagenet_fix_ours", "AUROC ImageNet: ours = Tiny ImageNet (resize)"),
-    ("imagenet_fix_paper", "paper = ImageNet (FIX)"),
+    ("imagenet_fix_ours", f"AUROC ImageNet: ours = {dataset_name(PAPER_OOD['imagenet_fix'])}"),
+    ("imagenet_fix_paper", f"paper = {PAPER_OOD_LABEL['imagenet_fix']}"),
     ("imagenet_fix_diff", "Δ"),
-    ("svhn_ours", "SVHN ours"),
-    ("svhn_paper", "SVHN paper"),
+    ("svhn_ours", f"{dataset_name(PAPER_OOD['svhn'])} ours"),
+    ("svhn_paper", f"{PAPER_OOD_LABEL['svhn']} paper"),
     ("svhn_diff", "Δ"),
-    ("cifar100_ours", "CIFAR-100 ours"),
-    ("cifar100_paper", "CIFAR-100 paper"),
+    ("cifar100_ours", f"{dataset_name(PAPER_OOD['cifar100'])} ours"),
+    ("cifar100_paper", f"{PAPER_OOD_LABEL['cifar100']} paper"),
     ("cifar100_diff", "Δ"),
-    ("lsun_fix_paper", "LSUN (FIX) paper"),
+    ("lsun_fix_paper", f"{PAPER_OOD_LABEL['lsun_fix']} paper"),
 ]
 _T345_COLS = [
     ("row", "Model"),
@@ -208,7 +213,7 @@ _T345_COLS = [
     ("acc_paper", "paper"),
     ("acc_diff", "Δ"),
     ("auroc_ours", "AUROC ours"),
-    ("auroc_paper", "paper (CIFAR-100)"),
+    ("auroc_paper", f"paper ({PAPER_OOD_LABEL['cifar100']})"),
     ("auroc_diff", "Δ"),
     ("acc_official", "Acc official variant"),
     ("auroc_official", "AUROC official variant"),
@@ -227,17 +232,18 @@ def _table_html(name: str, df: pd.DataFrame, ood: Sequence[str], claim_ood: str)
     )
     for o in ood:  # our AUROC on the other OOD sets (no published counterpart)
         if o not in shown:
-            cols.append((f"auroc_{ood_column(o)}_ours", f"AUROC {ood_label(o)} ours"))
+            cols.append((f"auroc_{ood_column(o)}_ours", f"AUROC {dataset_name(o)} ours"))
     if name in ("table1", "table2"):
         note = (
-            "Our AUROC on Tiny ImageNet (resize) is set beside the paper's ImageNet (FIX) "
-            "column as its nearest stand-in; the two sets differ. Our noise-set AUROCs "
-            "have no published counterpart."
+            f"Our AUROC on {dataset_name(PAPER_OOD['imagenet_fix'])} is set beside the "
+            f"paper's {PAPER_OOD_LABEL['imagenet_fix']} column as its nearest stand-in; the "
+            "two sets differ. Our noise-set AUROCs have no published counterpart."
         )
     else:
-        stand = "CIFAR-100" if "cifar100" in ood else ood_label(claim_ood)
-        note = f"The paper's AUROC uses CIFAR-100 as OOD; ours uses {stand}" + (
-            " (CIFAR-100 is not available), so the differences mix the model gap with "
+        ours = dataset_name("cifar100")
+        stand = ours if "cifar100" in ood else dataset_name(claim_ood)
+        note = f"The paper's AUROC uses {PAPER_OOD_LABEL['cifar100']} as OOD; ours uses {stand}" + (
+            f" ({ours} is not available), so the differences mix the model gap with "
             "the data-set gap."
             if "cifar100" not in ood
             else "."
@@ -251,15 +257,20 @@ def _table_html(name: str, df: pd.DataFrame, ood: Sequence[str], claim_ood: str)
     )
 
 
+def _and(items: Sequence[str]) -> str:
+    """The items joined as in a sentence: "a, b and c"."""
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
 def _header(info: dict[str, Any]) -> str:
     return (
         f"<h1>mclviz reproduce: do the claims of Cho, Seol &amp; Lee (IJCAI 2021) hold?</h1>"
         f"<p class='note'>Generated {html.escape(info['generated'])} by mclviz "
         f"{__version__} (torch {torch.__version__}, {html.escape(info['platform'])}) in "
         f"{info['seconds']:.0f} s. Models: {html.escape(info['source'])}. In-distribution: "
-        f"CIFAR-10 ({info['n_train']} training images fit the class Gaussians, "
-        f"{info['n_test']} test images); OOD: "
-        + ", ".join(f"{html.escape(ood_label(o))} ({n})" for o, n in info["n_ood"].items())
+        f"{dataset_name('cifar10')} ({info['n_train']} training images fit the class "
+        f"Gaussians, {info['n_test']} test images); OOD: "
+        + ", ".join(f"{html.escape(dataset_name(o))} ({n})" for o, n in info["n_ood"].items())
         + ".</p>"
     )
 
@@ -275,7 +286,7 @@ def _claims_section(
     h = ["<h2 id='claims'>Claims</h2>"]
     h.append(
         "<p class='note'>Each verdict compares the AUROC of two settings on "
-        f"{html.escape(ood_label(claim_ood))} (paper aggregation variant, "
+        f"{html.escape(dataset_name(claim_ood))} (paper aggregation variant, "
         "Eq. 17-20): the difference A − B with its 95% bootstrap interval "
         f"({int(n_boot)} resamples of the IND and OOD images, seed 0). Interval "
         "above 0: supported; below 0: not supported; containing 0: inconclusive. A claim "
@@ -303,8 +314,9 @@ def _budget_section(
     h = ["<h2 id='budget'>Budget, seeds and data caveats</h2><h3>Data caveats</h3><ul>"]
     h += [f"<li>{html.escape(c)}</li>" for c in caveats]
     h.append(
-        f"<li>OOD sets differ from the paper's: we have {html.escape(', '.join(ood_label(o) for o in ood))}; "
-        "the paper uses SVHN, LSUN (FIX), ImageNet (FIX) and CIFAR-100.</li>"
+        "<li>OOD sets differ from the paper's: we have "
+        f"{html.escape(', '.join(dataset_name(o) for o in ood))}; the paper uses "
+        f"{html.escape(_and(list(PAPER_OOD_LABEL.values())))}.</li>"
         f"<li>Subsets (seeded, explicit): {html.escape(subsets)}.</li></ul>"
     )
     h.append(
@@ -335,10 +347,11 @@ def _budget_section(
 
 def _openset_section(openset: pd.DataFrame) -> list[str]:
     note = (
-        "<h2 id='openset'>Open set (not in the paper)</h2><p class='note'>MCL trained on "
-        "CIFAR-10 classes 0-5 only; accuracy on the test images of those classes, AUROC "
-        "of known vs unknown (classes 6-9) test images. The paper reports no open-set "
-        "numbers. <a href='openset.csv'>openset.csv</a></p>"
+        "<h2 id='openset'>Open set (not in the paper)</h2><p class='note'>"
+        f"{method_name('mcl')} trained on {dataset_name('cifar10')} classes 0-5 only; "
+        "accuracy on the test images of those classes, AUROC of known vs unknown "
+        "(classes 6-9) test images. The paper reports no open-set numbers. "
+        "<a href='openset.csv'>openset.csv</a></p>"
     )
     columns = [
         ("row", "Model"),
@@ -409,14 +422,18 @@ def _detectors_section(detectors: pd.DataFrame, models: Sequence[str]) -> list[s
         "class Gaussians with and without SEI, on every model, all from each model's one "
         "evaluation (the same embeddings). Cells: AUROC (%) on each OOD set the model was "
         "evaluated on, and the test accuracy (%) where the detector classifies. Detectors "
-        "that read a classifier's logits (MSP, Energy, ODIN, ViM) run only on models with a "
-        "classifier head: <i>n/a (no classifier)</i> elsewhere; SEI runs only on the models "
+        "that read a classifier's logits "
+        f"({', '.join(detector_name(d) for d in ('msp', 'energy', 'odin', 'vim'))}) run "
+        "only on models with a classifier head: <i>n/a (no classifier)</i> elsewhere; SEI "
+        "runs only on the models "
         "scored in 8 views. The second column says which normalisation and covariance each "
         "row uses (for the class Gaussians the covariance each model got is in its cell). "
-        + ", ".join(f"{v}: {ood_label(k)}" for k, v in _SHORT_OOD.items())
+        + ", ".join(f"{v}: {dataset_name(k)}" for k, v in _SHORT_OOD.items())
         + ". <a href='detectors.csv'>detectors.csv</a></p>"
     ]
-    head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
+    head = "".join(
+        f"<th title='{html.escape(m)}'>{html.escape(model_name(m))}</th>" for m in models
+    )
     body = []
     oods = [c for c in detectors.columns if c.startswith("auroc_")]
     for i, (row, name, ways, agg) in enumerate(DETECTOR_ROWS):

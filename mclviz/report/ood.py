@@ -1,4 +1,8 @@
-"""The OOD sets: ours, how the page names them, and the paper's columns they stand for."""
+"""The OOD sets: ours and the paper's columns they stand for.
+
+The report names our sets by :func:`mclviz.names.dataset_name` (as the plots, widgets and
+notebooks do); :data:`PAPER_OOD_LABEL` names the paper's columns, which are not our sets.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +15,10 @@ __all__ = [
     "ablation_ood",
     "choose_claim_ood",
     "ood_column",
-    "ood_label",
 ]
 
 DEFAULT_OOD: tuple[str, ...] = ("tinyimagenet-resize", "gaussian", "uniform")
 
-_OOD_NAMES = {
-    "tinyimagenet-resize": "Tiny ImageNet (resize)",
-    "gaussian": "Gaussian noise",
-    "uniform": "uniform noise",
-    "open-set": "open set (unknown classes)",
-    "cifar100": "CIFAR-100",
-    "svhn": "SVHN",
-}
 #: paper column -> our OOD set measuring it (exact or stand-in), None when we have none
 PAPER_OOD = {
     "svhn": "svhn",
@@ -31,18 +26,13 @@ PAPER_OOD = {
     "imagenet_fix": "tinyimagenet-resize",  # stand-in: same source images, resized not FIX
     "cifar100": "cifar100",
 }
-#: paper column -> its name in the paper
+#: paper column -> its name in the paper (not a display name of ours: the paper's sets)
 PAPER_OOD_LABEL = {
     "svhn": "SVHN",
     "lsun_fix": "LSUN (FIX)",
     "imagenet_fix": "ImageNet (FIX)",
     "cifar100": "CIFAR-100",
 }
-
-
-def ood_label(name: str) -> str:
-    """How the page names OOD set ``name`` ("Tiny ImageNet (resize)"; else the name)."""
-    return _OOD_NAMES.get(name, name)
 
 
 def ood_column(ood: str) -> str:

@@ -10,6 +10,9 @@
 * :func:`budget_table`, :func:`preset_differences_table`: how each checkpoint was trained,
   and where its config differs from the preset; :func:`data_caveats` quotes the data
   root's README.
+
+Data sets, models and detectors are named by :mod:`mclviz.names`; the paper tables' rows
+keep the paper's names (they address its published numbers).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pandas as pd
 
 from ..config import PRESETS, Config
 from ..evaluation import BASELINES
+from ..names import dataset_name, detector_name, method_name, sei_name
 from ..scoring import KNN, ODIN, Energy, Mahalanobis
 from .compared import DETECTOR_LABELS, MSP, OPEN_SET, ComparedModel, Setting, no_sei, sei
 from .ood import PAPER_OOD, ablation_ood, ood_column
@@ -251,21 +255,19 @@ def reproduced_table(
 # ----------------------------------------------------------------------------- detectors
 
 
+#: whose detector a row of the detector table is, where the display name does not say
+_CITED = {"mahalanobis": "Lee et al.", "mahalanobis+pre": "Lee et al.", "knn": "Sun et al."}
+
+
 def _detector_rows() -> list[tuple[str, str, int, str]]:
-    short = {
-        "msp": "MSP",
-        "energy": "Energy",
-        "odin": "ODIN",
-        "mahalanobis": "Mahalanobis (Lee et al.)",
-        "mahalanobis+pre": "Mahalanobis (Lee et al.) + input pre-processing",
-        "rmd": "Relative Mahalanobis",
-        "knn": "KNN (Sun et al.)",
-        "vim": "ViM",
-    }
-    rows = [(short[n], n, 1, "none") for n in BASELINES]
+    rows = [
+        (detector_name(n) + (f" ({_CITED[n]})" if n in _CITED else ""), n, 1, "none")
+        for n in BASELINES
+    ]
+    gaussians = f"{method_name('mcl')}'s {detector_name('gaussians')}"
     rows += [
-        ("MCL's class Gaussians, no SEI (Eq. 12-14)", "gaussians", 1, "none"),
-        ("MCL's class Gaussians, 8-way SEI w-avg (Eq. 15-20)", "gaussians", 8, "w-avg"),
+        (f"{gaussians}, {sei_name(1)} (Eq. 12-14)", "gaussians", 1, "none"),
+        (f"{gaussians}, 8-way SEI w-avg (Eq. 15-20)", "gaussians", 8, "w-avg"),
     ]
     return rows
 
@@ -376,7 +378,7 @@ def openset_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
     accuracy on the known classes, AUROC of known vs unknown test images; one 'not run'
     row when it was not evaluated (the baselines on it: :func:`detector_table`)."""
     model = models.get(OPEN_SET)
-    row0 = "MCL (open set: 6 known / 4 unknown CIFAR-10 classes)"
+    row0 = f"{method_name('mcl')} (open set: 6 known / 4 unknown {dataset_name('cifar10')} classes)"
     if model is None or not model.ok:
         reason = "open_set=False" if model is None else model.status
         return pd.DataFrame(

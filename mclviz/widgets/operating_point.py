@@ -38,6 +38,7 @@ from ..metrics import (
     threshold_at_fpr,
     threshold_at_tpr,
 )
+from ..names import dataset_name
 from ._display import _Displayable, _errors_to, _escape, _ipywidgets, _plotly_entry, _show
 
 __all__ = ["OperatingPointExplorer", "default_detector"]
@@ -346,10 +347,11 @@ class OperatingPointExplorer(_Displayable):
             readout_format=".4g",
             continuous_update=True,
             style={"description_width": "80px"},
-            layout=w.Layout(width="100%"),
+            layout=w.Layout(width="auto", max_width="100%"),
             tooltip="δ of Eq. 14: an image is accepted as in-distribution iff its score ≥ δ",
+            _dom_classes=("mclviz-op-threshold",),
         )
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto", max_width="100%"))
         guard = _errors_to(self.status)  # a handler's ValueError shows here, in red
         self.preset_buttons = []
         for label, kind, rate in PRESETS:
@@ -358,15 +360,27 @@ class OperatingPointExplorer(_Displayable):
                 if kind == "tpr"
                 else f"the smallest δ accepting at most {100 * rate:g}% of the OOD images"
             )
-            b = w.Button(description=label, tooltip=what, layout=w.Layout(width="auto"))
+            b = w.Button(
+                description=label,
+                tooltip=what,
+                layout=w.Layout(width="auto"),
+                _dom_classes=("mclviz-op-preset",),
+            )
             b.on_click(guard(lambda _b, kind=kind, rate=rate: self.set(**{kind: rate})))
             self.preset_buttons.append(b)
-        self.header = w.HTML(self._header(), layout=w.Layout(width="100%"))
-        self.metrics_html = w.HTML(layout=w.Layout(width="100%"))
-        self.hist_out = w.Output(layout=w.Layout(width="100%"))
+        self.header = w.HTML(self._header(), layout=w.Layout(width="auto", max_width="100%"))
+        self.metrics_html = w.HTML(
+            layout=w.Layout(width="auto", max_width="100%"), _dom_classes=("mclviz-op-counts",)
+        )
+        self.hist_out = w.Output(
+            layout=w.Layout(width="auto", max_width="100%"),
+            _dom_classes=("mclviz-op-histogram",),
+        )
         # each gallery: a title with the counts (every move), its cards (when they change)
-        self.gallery_ood_title, self.gallery_in_title = w.HTML(), w.HTML()
-        self.gallery_ood, self.gallery_in = w.HTML(), w.HTML()
+        self.gallery_ood_title = w.HTML(_dom_classes=("mclviz-op-accepted-ood-title",))
+        self.gallery_in_title = w.HTML(_dom_classes=("mclviz-op-rejected-in-title",))
+        self.gallery_ood = w.HTML(_dom_classes=("mclviz-op-accepted-ood",))
+        self.gallery_in = w.HTML(_dom_classes=("mclviz-op-rejected-in",))
         self.export_folder = w.Text(
             value="operating_point",
             description="folder",
@@ -387,8 +401,8 @@ class OperatingPointExplorer(_Displayable):
             layout=w.Layout(width="auto"),
         )
 
-        def wrap():  # a row that wraps its children in a narrow column
-            return w.Layout(width="100%", flex_flow="row wrap", align_items="center")
+        def wrap(align: str = "center"):  # a row that wraps its children in a narrow column
+            return w.Layout(width="auto", max_width="100%", flex_flow="row wrap", align_items=align)
 
         self.widget = w.VBox(
             [
@@ -408,12 +422,13 @@ class OperatingPointExplorer(_Displayable):
                             (self.gallery_in_title, self.gallery_in),
                         )
                     ],
-                    layout=wrap(),
+                    layout=wrap("flex-start"),  # both titles on one line
                 ),
                 w.HBox([self.export_folder, self.export_format, self.export_button], layout=wrap()),
                 self.status,
             ],
-            layout=w.Layout(width="100%", max_width="1200px"),
+            layout=w.Layout(width="auto", max_width="min(100%, 1200px)"),
+            _dom_classes=("mclviz-operating-point",),
         )
         self.export_button.on_click(guard(lambda _b: self._export_clicked()))
         self.slider.observe(self._on_slider, names="value")
@@ -489,7 +504,7 @@ class OperatingPointExplorer(_Displayable):
         cards = []
         for row, i in enumerate(idx):
             pred = None if preds is None else preds[i]
-            tip = f"{s.ood if ood else 'test'} image #{i}, score {scores[i]:.6g}"
+            tip = f"{dataset_name(s.ood) if ood else 'test'} image #{i}, score {scores[i]:.6g}"
             lines = [_line(f"#{i}", bold=True), _line(f"score {scores[i]:.4g}", wrap=True)]
             if ood:
                 lines.append(_line(f"taken for {self._name(pred)}", wrap=True))
@@ -540,7 +555,7 @@ class OperatingPointExplorer(_Displayable):
         fig = go.Figure()
         for name, x, color in (
             (f"test images (in-distribution, n={len(s.score_in)})", s.score_in, _IND_COLOR),
-            (f"{s.ood} (OOD, n={len(s.score_out)})", s.score_out, _OOD_COLOR),
+            (f"{dataset_name(s.ood)} (OOD, n={len(s.score_out)})", s.score_out, _OOD_COLOR),
         ):
             counts, _ = np.histogram(x, bins=edges)
             fig.add_trace(
@@ -592,7 +607,7 @@ class OperatingPointExplorer(_Displayable):
             f"<div style='font-size:13px'><b>Operating point</b> of "
             f"<span title='{_escape(s.key)}'>{_escape(s.label)}</span>"
             f"{' (' + _escape(s.method) + ')' if s.method else ''} on "
-            f"<b>{_escape(s.ood)}</b>: an image is accepted as in-distribution iff its "
+            f"<b>{_escape(dataset_name(s.ood))}</b>: an image is accepted as in-distribution iff its "
             f"score ≥ δ (Eq. 14). AUROC over all thresholds {100 * self.auroc:.2f}%.</div>"
         )
 
@@ -728,7 +743,7 @@ class OperatingPointExplorer(_Displayable):
         )
         _show(self.hist_out, _plotly_entry(self.figure))
         shown = (min(m["ood_accepted"], self.n_shown), min(m["ind_rejected"], self.n_shown))
-        ood = _escape(self.src.ood)
+        ood = _escape(dataset_name(self.src.ood))
         self.gallery_ood_title.value = _gallery_title(
             f"{ood} images accepted as in-distribution",
             m["ood_accepted"],
@@ -751,7 +766,7 @@ class OperatingPointExplorer(_Displayable):
             )
 
     def _metrics_table(self, m: dict[str, Any]) -> str:
-        ood, n_in, n_out = _escape(self.src.ood), m["n_in"], m["n_out"]
+        ood, n_in, n_out = _escape(dataset_name(self.src.ood)), m["n_in"], m["n_out"]
         acc = m["ind_accepted"] + m["ood_accepted"]
         prec = (
             "undefined: nothing is accepted"
@@ -803,7 +818,7 @@ class OperatingPointExplorer(_Displayable):
             if kind == "ood":
                 images = self.ood_images[torch.as_tensor(shown)]
                 titles = [
-                    f"{s.ood} #{i}\nscore {s.score_out[i]:.3g}\n"
+                    f"{dataset_name(s.ood)} #{i}\nscore {s.score_out[i]:.3g}\n"
                     f"as {self._name(None if s.pred_out is None else s.pred_out[i])}"
                     for i in shown
                 ]

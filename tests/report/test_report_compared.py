@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from mclviz.config import Config
+from mclviz.names import detector_name
 from mclviz.report import OPEN_SET
 from mclviz.report.compared import (
+    DETECTOR_LABELS,
     MSP,
     ComparedModel,
     Setting,
@@ -19,18 +21,27 @@ from mclviz.report.compared import (
 def test_setting_keys_and_labels():
     assert sei("mcl").key() == "mcl/gaussians/8/w-avg/paper"
     assert no_sei("mcl").key() == "mcl/gaussians/1/none/paper"
-    assert no_sei("ce").label() == "ce, class Gaussians, no SEI"
-    assert Setting("ce", "odin").label().startswith("ce, ODIN (T=1000, input pre-processing")
+    # models and detectors by their mclviz.names display names
+    assert no_sei("ce").label() == "cross-entropy, class Gaussians, no SEI"
+    assert (
+        Setting("ce", "odin")
+        .label()
+        .startswith("cross-entropy, ODIN (T=1000, input pre-processing")
+    )
     lee = Setting("ce", "mahalanobis+pre")
     assert lee.key() == "ce/mahalanobis+pre/1/none/paper"
-    assert "Lee et al." in lee.label() and "eps=0.002" in lee.label()
-    assert "pre-processing" not in Setting("ce", "mahalanobis").label()
-    assert no_sei("supclr").label() == "supclr, no SEI"
-    assert sei("rot", 4, "max").label() == "rot, 4-way SEI max"
-    assert MSP["rot"].label() == "rot, MSP"
+    assert lee.label().startswith("cross-entropy, Mahalanobis + input preprocessing (Lee et al.")
+    assert "eps=0.002" in lee.label()
+    assert "preprocessing" not in Setting("ce", "mahalanobis").label()
+    assert no_sei("supclr").label() == "SupCLR, no SEI"
+    assert sei("rot", 4, "max").label() == "cross-entropy + rotation, 4-way SEI max"
+    assert MSP["rot"].label() == "cross-entropy + rotation, MSP"
     assert Setting("mcl", "gaussians", 8, "avg", "official").label() == (
-        "mcl, 8-way SEI avg (official)"
+        "MCL, 8-way SEI avg (official)"
     )
+    assert no_sei(OPEN_SET).label() == "MCL (open set), no SEI"
+    for key, label in DETECTOR_LABELS.items():
+        assert label.startswith(detector_name(key)), (key, label)
 
 
 def test_each_model_is_checked_against_the_config_it_must_have():

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
-from mclviz.report.figures import export_figure
+from mclviz.report.figures import FIGURE1_MODELS, export_figure
 
 
 def test_figures_are_valid_pdf_and_png(full):
@@ -12,6 +14,20 @@ def test_figures_are_valid_pdf_and_png(full):
         assert (full.out / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
         png = (full.out / f"{stem}.png").read_bytes()
         assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+
+
+def test_figure1_names_its_models_and_the_ood_set(full):
+    """The interactive Figure 1: panels titled by the models' display names, the grey OOD
+    points named by the claim OOD set's display name (not "OOD")."""
+    from mclviz.names import method_name
+
+    m = re.search(r'Plotly\.newPlot\(\s*"fig1-plot",(.*?)</script>', full.html, re.DOTALL)
+    assert m, "no interactive Figure 1"
+    plot = m.group(1)
+    assert '"name":"Tiny ImageNet (resize)"' in plot
+    assert '"name":"OOD"' not in plot
+    for model in FIGURE1_MODELS:
+        assert f'"text":"{method_name(model)}"' in plot, model
 
 
 def test_plotly_figures_fall_back_to_matplotlib_without_chrome(tmp_path, monkeypatch):

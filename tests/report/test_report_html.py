@@ -143,3 +143,5 @@ def test_detector_table_on_the_page(full):
     assert 'id="detectors"' in h or "id='detectors'" in h
     assert "n/a (no classifier)" in h and "detectors.csv" in h
     assert "normalisation, covariance" in h and "raw penultimate features" in h
+    # rows and model columns by their mclviz.names display names (the CSV keeps the keys)
+    assert "<th>kNN (Sun et al.)</th>" in h and "<th title='ce'>cross-entropy</th>" in h

@@ -1,9 +1,16 @@
-"""mclviz.report.ood: which OOD set the claims and the ablation tables use, and their names."""
+"""mclviz.report.ood: which OOD set the claims and the ablation tables use, their columns,
+and the paper's columns they stand for (our sets' display names: mclviz.names)."""
 
 from __future__ import annotations
 
 from mclviz.report import DEFAULT_OOD
-from mclviz.report.ood import ablation_ood, choose_claim_ood, ood_column, ood_label
+from mclviz.report.ood import (
+    PAPER_OOD,
+    PAPER_OOD_LABEL,
+    ablation_ood,
+    choose_claim_ood,
+    ood_column,
+)
 
 
 def test_claim_and_ablation_sets():
@@ -14,7 +21,6 @@ def test_claim_and_ablation_sets():
     assert ablation_ood(("gaussian",)) is None
 
 
-def test_names_and_columns():
-    assert ood_label("tinyimagenet-resize") == "Tiny ImageNet (resize)"
-    assert ood_label("my-set") == "my-set"
+def test_columns_and_the_papers_names():
     assert ood_column("tinyimagenet-resize") == "tinyimagenet_resize"
+    assert set(PAPER_OOD_LABEL) == set(PAPER_OOD)  # every paper column has its paper name
