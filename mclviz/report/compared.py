@@ -38,11 +38,24 @@ __all__ = [
     "sei",
 ]
 
-DEFAULT_METHODS: tuple[str, ...] = ("ce", "rot", "simclr", "supclr", "ccm", "mcl-noaux", "mcl")
+DEFAULT_METHODS: tuple[str, ...] = (
+    "ce",
+    "rot",
+    "simclr",
+    "supclr",
+    "ccm",
+    "mcl-noaux",
+    "mcl",
+    "mcl-ce",
+)
 OPEN_SET = "mcl-openset"
+#: MCL with an auxiliary cross-entropy head (``aux_ce``): not the paper's loss, so it has its
+#: own row and never stands in for ``mcl``
+AUX_CE = "mcl-ce"
+AUX_CE_WEIGHT = 1.0
 KNOWN_CLASSES: list[int] = [0, 1, 2, 3, 4, 5]
 # models evaluated with SEI (1, 4, 8 views); the others are scored on the plain image only
-_SEI_MODELS = ("mcl", "rot", "mcl-noaux", OPEN_SET)
+_SEI_MODELS = ("mcl", "rot", "mcl-noaux", OPEN_SET, AUX_CE)
 
 
 _ODIN, _EPS = ODIN(), Mahalanobis.PREPROCESSING_EPSILON
@@ -52,7 +65,11 @@ _LEE = "Lee et al.; tied covariance, raw penultimate features"
 def model_name(name: str) -> str:
     """How the report names a model of the comparison: its method's display name
     (:func:`mclviz.names.method_name`); the open-set model is MCL on known classes."""
-    return f"{method_name('mcl')} (open set)" if name == OPEN_SET else method_name(name)
+    if name == OPEN_SET:
+        return f"{method_name('mcl')} (open set)"
+    if name == AUX_CE:
+        return f"{method_name('mcl')} + auxiliary CE"
+    return method_name(name)
 
 
 #: how a setting names each detector of ``mclviz.evaluation.make_detectors`` (the
@@ -199,6 +216,8 @@ def expected_config(name: str) -> dict[str, Any]:
     """The ``Config`` fields that make a checkpoint the comparison's model ``name``."""
     if name == OPEN_SET:
         return {"method": "mcl", "known_classes": list(KNOWN_CLASSES)}
+    if name == AUX_CE:
+        return {"method": "mcl", "aux_ce": AUX_CE_WEIGHT}
     return {"method": name}
 
 
@@ -210,10 +229,16 @@ def config_mismatch(name: str, cfg: Config) -> str:
                 f"the checkpoint for {name} is a {cfg.method!r} model with "
                 f"known_classes={cfg.known_classes}, not mcl trained on known classes"
             )
-    elif cfg.method != name or cfg.known_classes:
+    elif name == AUX_CE:
+        if cfg.method != "mcl" or not cfg.aux_ce or cfg.known_classes:
+            return (
+                f"the checkpoint for {name} is a {cfg.method!r} model with aux_ce={cfg.aux_ce} "
+                f"and known_classes={cfg.known_classes}, not mcl with an auxiliary CE head"
+            )
+    elif cfg.method != name or cfg.known_classes or cfg.aux_ce:
         return (
             f"the checkpoint for {name} is a {cfg.method!r} model with "
-            f"known_classes={cfg.known_classes}"
+            f"known_classes={cfg.known_classes}, aux_ce={cfg.aux_ce}"
         )
     if cfg.dataset != "cifar10":
         return f"the checkpoint for {name} was trained on {cfg.dataset!r}, not cifar10"

@@ -28,7 +28,16 @@ from ..config import PRESETS, Config
 from ..evaluation import BASELINES
 from ..names import dataset_name, detector_name, method_name, sei_name
 from ..scoring import KNN, ODIN, Energy, Mahalanobis
-from .compared import DETECTOR_LABELS, MSP, OPEN_SET, ComparedModel, Setting, no_sei, sei
+from .compared import (
+    DETECTOR_LABELS,
+    MSP,
+    OPEN_SET,
+    ComparedModel,
+    Setting,
+    expected_config,
+    no_sei,
+    sei,
+)
 from .ood import PAPER_OOD, ablation_ood, ood_column
 
 __all__ = [
@@ -72,6 +81,7 @@ TABLE_ROWS: dict[str, list[tuple[str, Setting | str]]] = {
         ("Auxiliary Rotation + SEI", sei("rot")),
         ("MCL + SEI", sei("mcl")),  # renamed to the paper's ResNet-18 / ResNet-34 row
         ("SimCLR (ours only, no fine-tuning)", no_sei("simclr")),
+        ("MCL + auxiliary CE + SEI (ours only, not the paper's loss)", sei("mcl-ce")),
     ],
     "table2": [
         ("SupCLR", no_sei("supclr")),
@@ -413,11 +423,16 @@ def openset_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- budget
 
 
-def config_differences(cfg: Config, preset: str) -> list[tuple[str, Any, Any]]:
+def config_differences(
+    cfg: Config, preset: str, overrides: dict[str, Any] | None = None
+) -> list[tuple[str, Any, Any]]:
     """(field, checkpoint's value, preset's value) where ``cfg`` differs from ``preset``
-    (same method / known classes); the data root and the class count that training
-    records (``num_classes``, left to the labels by the presets) are no recipe change."""
-    ref = Config.preset(preset, method=cfg.method, known_classes=cfg.known_classes).to_dict()
+    with the model's own fields (``overrides``: ``expected_config(name)``; default the
+    checkpoint's method and known classes); the data root and the class count that
+    training records (``num_classes``, left to the labels by the presets) are no recipe
+    change."""
+    fields = {"method": cfg.method, "known_classes": cfg.known_classes, **(overrides or {})}
+    ref = Config.preset(preset, **fields).to_dict()
     got = cfg.to_dict()
     diffs = []
     for key, value in got.items():
@@ -444,7 +459,7 @@ def budget_table(models: dict[str, ComparedModel]) -> pd.DataFrame:
             continue
         ck, cfg = m.checkpoint, m.checkpoint.config
         hist = ck.metrics.get("history") or [{}]
-        same = [p for p in PRESETS if not config_differences(cfg, p)]
+        same = [p for p in PRESETS if not config_differences(cfg, p, expected_config(name))]
         rows.append(
             {
                 "model": name,
@@ -481,7 +496,7 @@ def preset_differences_table(models: dict[str, ComparedModel], preset: str) -> p
         if m.checkpoint is None:
             continue
         ck, cfg = m.checkpoint, m.checkpoint.config
-        for key, value, want in config_differences(cfg, preset):
+        for key, value, want in config_differences(cfg, preset, expected_config(name)):
             diffs.append(
                 {
                     "model": name,

@@ -332,11 +332,15 @@ class OperatingPointExplorer(_Displayable):
         self._cards_in = self._cards(self._rank_in[: self.n_shown], ood=False)
         self.figure = self._histogram(int(bins))
         self._set_by = "threshold"
+        # the exact delta of the last set(): the browser snaps the slider to its step grid
+        # and sends the snapped value back, which must not move a preset's threshold
+        self._exact: float | None = None
 
         lo = float(min(self._sorted_in[0], self._sorted_out[0]))
         hi = float(max(self._sorted_in[-1], self._sorted_out[-1]))
         start = threshold_at_tpr(src.score_in, tpr) if threshold is None else float(threshold)
         self._check_threshold(start)
+        self._exact = start
         lo, hi = min(lo, start), max(hi, start)
         self.slider = w.FloatSlider(
             value=start,
@@ -652,19 +656,32 @@ class OperatingPointExplorer(_Displayable):
             sl.max = t
         if t < sl.min:
             sl.min = t
-        sl.value = t  # the observer updates everything (nothing to do when unchanged)
+        self._exact = t
         self._set_by = by
+        if sl.value == t:
+            self._update()  # the exact value may differ from a snapped one shown before
+        sl.value = t  # the observer updates everything
         self.status.value = ""
         return self
 
     def _on_slider(self, _change) -> None:
-        self._set_by = "threshold"
+        if not self._snapped():
+            self._exact, self._set_by = None, "threshold"
         self._update()
+
+    def _snapped(self) -> bool:
+        """Whether the slider shows the last set() threshold, up to the front end's
+        rounding to the slider's step (half a step either way)."""
+        if self._exact is None:
+            return False
+        step = self.slider.step or 0.0
+        return abs(float(self.slider.value) - self._exact) <= 0.5 * step * (1 + 1e-6)
 
     @property
     def threshold(self) -> float:
-        """delta of Eq. 14: accepted as in-distribution iff score >= delta."""
-        return float(self.slider.value)
+        """delta of Eq. 14: accepted as in-distribution iff score >= delta. It is the exact
+        value set by :meth:`set` (a preset) while the slider shows it, snapped or not."""
+        return self._exact if self._snapped() else float(self.slider.value)
 
     def _counts(self) -> tuple[int, int]:
         """(test images, OOD images) with score >= threshold, by binary search."""

@@ -38,7 +38,7 @@ def test_every_image_set_is_embedded_once(full):
     expect = {(n, s) for n in DEFAULT_METHODS for s in ("train", "test", *ood_splits)}
     expect |= {(OPEN_SET, s) for s in ("train", "test", "ood_open-set")}
     assert {(n, s) for n, s, _ in views} == expect
-    sei_models = ("mcl", "rot", "mcl-noaux", OPEN_SET)  # scored in 1, 4 and 8 SEI views
+    sei_models = ("mcl", "rot", "mcl-noaux", OPEN_SET, "mcl-ce")  # scored in 1, 4, 8 SEI views
     for (n, split, output), tags in views.items():
         if output == "logits":  # MSP of the classifiers (fitted on train too): the plain view
             assert n in ("ce", "rot") and tags == ["0"], (n, split, tags)

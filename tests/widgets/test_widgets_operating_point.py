@@ -190,6 +190,24 @@ def test_preset_buttons(scores, tied):
         assert ex.to_dict()["set_by"] == "threshold"
 
 
+def test_a_preset_survives_the_browser_snapping_the_slider_to_its_step(scores):
+    # the front end rounds the slider's value to min + k * step and sends it back; the
+    # preset's exact threshold must hold (at TPR = 99% the snapped value rejected more)
+    ex = _explorer(scores, ood="far")
+    sl = ex.slider
+    for rate in (0.99, 0.95, 0.9):
+        ex.set(tpr=rate)
+        t = threshold_at_tpr(ex.src.score_in, rate)
+        # noUiSlider rounds to the nearest step, in floating point
+        for noise in (0.0, 1e-12, -1e-12):
+            sl.value = sl.min + np.round((t - sl.min) / sl.step) * sl.step + noise
+            assert ex.threshold == t and ex.metrics["tpr"] >= rate
+            assert ex.to_dict()["set_by"] == f"tpr={rate:g}"
+    sl.value = ex.threshold + 2 * sl.step  # a real move: the slider's own value
+    assert ex.threshold == sl.value and ex.to_dict()["set_by"] == "threshold"
+    assert ex.metrics["tpr"] == np.mean(ex.src.score_in >= sl.value)
+
+
 @pytest.mark.parametrize("fixture", ["scores", "tied"])
 def test_galleries_follow_the_threshold(fixture, request):
     sc = request.getfixturevalue(fixture)
