@@ -304,7 +304,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "head_norm": True,
         "epochs": 10,
         "batch_size": 512,
-        "lr": 0.4,
+        "lr": 0.8,
         "momentum": 0.9,
         "nesterov": True,
         "weight_decay": 5e-4,
@@ -313,7 +313,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ema_decay": 0.99,
         "label_smoothing": 0.2,
         "ce_augment": "translate",
-        "crop_scale_min": 0.2,
+        "crop_scale_min": 0.35,
+        "jitter_strength": 0.25,
         "save_every": 50,
     },
     "tiny": {

@@ -139,7 +139,7 @@ def test_fast_preset_runs_its_schedule(cifar_small):
         progress=False,
     )
     total, warmup = 8, 4  # 4 steps per epoch, warm-up 1 epoch
-    assert lrs == pytest.approx([lr_at(s, total, 0.4, warmup, "linear") for s in range(total)])
+    assert lrs == pytest.approx([lr_at(s, total, cfg.lr, warmup, "linear") for s in range(total)])
     assert any(isinstance(m, torch.nn.BatchNorm1d) for m in result.model.head)
     assert all(torch.isfinite(torch.tensor(h["loss"])) for h in result.history)
 
