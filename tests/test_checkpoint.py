@@ -291,19 +291,24 @@ SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 @pytest.mark.parametrize(
     "name", sorted(p.stem for p in SHIPPED.glob("*.safetensors")) or ["<none shipped>"]
 )
-def test_old_shipped_small_checkpoints_load_with_the_right_shapes(name):
-    """The shipped ``small`` files (quarter-width ResNet-18, saved before the redesign: no
-    new config fields; ``ce`` / ``rot`` keep ``num_classes`` in ``extra``) still load."""
+def test_shipped_checkpoints_load_with_the_right_shapes(name):
+    """Every shipped file loads with its recipe's network: the ``small`` ones (quarter-width
+    ResNet-18, 128 features, saved before the redesign: no new config fields; ``ce`` /
+    ``rot`` keep ``num_classes`` in ``extra``, migrated on load) and the ``fast`` ones
+    (FastNet, 256 features, BN projection head)."""
     path = SHIPPED / f"{name}.safetensors"
     assert path.exists(), f"no shipped checkpoints in {SHIPPED}"
     ck = ckpt.load(path)
     cfg = ck.config
-    assert (cfg.arch, cfg.width) == ("resnet18", 0.25)
+    recipe = {("resnet18", 0.25): 128, ("fastnet", 1.0): 256}
+    assert (cfg.arch, cfg.width) in recipe, (cfg.arch, cfg.width)
+    assert ck.model.feat_dim == recipe[cfg.arch, cfg.width]
+    assert cfg.head_norm == (cfg.arch == "fastnet")
     assert "num_classes" not in cfg.extra
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         out = ck.model(x, output=("z", "features"))
-        assert out["z"].shape == (3, cfg.proj_dim) and out["features"].shape == (3, 128)
+        assert out["z"].shape == (3, cfg.proj_dim) and out["features"].shape == (3, ck.model.feat_dim)
         if cfg.method_entry.needs_classifier(cfg):
             assert cfg.num_classes == 10
             assert ck.model.logits(x).shape == (3, 10)
