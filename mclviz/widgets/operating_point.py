@@ -238,6 +238,29 @@ def _pct(x: float) -> str:
     return "undefined" if math.isnan(x) else f"{100 * x:.2f}%"
 
 
+def _fill():
+    """The layout of a widget that takes its cell's width and never more."""
+    return _ipywidgets().Layout(width="auto", max_width="100%")
+
+
+def _source(scores, data, detector, ood, neighbour_output):
+    """The explorer's scores (an ``_Inputs``) and images from Scores or a RetrainResult."""
+    if isinstance(scores, RetrainResult):
+        if data is None:
+            raise ValueError(
+                "a RetrainResult carries no images; pass data= (the EvalData it was "
+                "scored on, e.g. load_eval_data(...))"
+            )
+        return _from_result(scores, detector, ood), data
+    if isinstance(scores, Scores):
+        src = _from_scores(scores, detector, ood, neighbour_output)
+        return src, (scores.outputs.data if data is None else data)
+    raise TypeError(
+        f"scores is a {type(scores).__name__}; pass the Scores of "
+        "evaluate(..., return_scores=True) or a RetrainResult"
+    )
+
+
 class OperatingPointExplorer(_Displayable):
     """One detector at one threshold delta of Eq. 14: what it accepts and what it rejects.
 
@@ -292,25 +315,10 @@ class OperatingPointExplorer(_Displayable):
         threshold: float | None = None,
         tpr: float = 0.95,
     ) -> None:
-        w = _ipywidgets()
         for name, value in (("n_shown", n_shown), ("k", k), ("bins", bins)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
-        if isinstance(scores, RetrainResult):
-            if data is None:
-                raise ValueError(
-                    "a RetrainResult carries no images; pass data= (the EvalData it was "
-                    "scored on, e.g. load_eval_data(...))"
-                )
-            src = _from_result(scores, detector, ood)
-        elif isinstance(scores, Scores):
-            src = _from_scores(scores, detector, ood, neighbour_output)
-            data = scores.outputs.data if data is None else data
-        else:
-            raise TypeError(
-                f"scores is a {type(scores).__name__}; pass the Scores of "
-                "evaluate(..., return_scores=True) or a RetrainResult"
-            )
+        src, data = _source(scores, data, detector, ood, neighbour_output)
         self.src, self.class_names = src, class_names
         self.n_shown, self.k = int(n_shown), int(k)
         self.train_images = _check_images(data.train[0], "data.train", len(src.z_train), "rows")
@@ -332,17 +340,29 @@ class OperatingPointExplorer(_Displayable):
         self._cards_in = self._cards(self._rank_in[: self.n_shown], ood=False)
         self.figure = self._histogram(int(bins))
         self._set_by = "threshold"
-        # the exact delta of the last set(): the browser snaps the slider to its step grid
-        # and sends the snapped value back, which must not move a preset's threshold
-        self._exact: float | None = None
 
-        lo = float(min(self._sorted_in[0], self._sorted_out[0]))
-        hi = float(max(self._sorted_in[-1], self._sorted_out[-1]))
         start = threshold_at_tpr(src.score_in, tpr) if threshold is None else float(threshold)
         self._check_threshold(start)
-        self._exact = start
-        lo, hi = min(lo, start), max(hi, start)
-        self.slider = w.FloatSlider(
+        # the exact delta of the last set(): the browser snaps the slider to its step grid
+        # and sends the snapped value back, which must not move a preset's threshold
+        self._exact: float | None = start
+        self.slider = self._slider(start)
+        self.status = _ipywidgets().HTML(layout=_fill())
+        guard = _errors_to(self.status)  # a handler's ValueError shows here, in red
+        self.preset_buttons = self._preset_buttons(guard)
+        self._build_outputs()
+        self.widget = self._layout()
+        self.export_button.on_click(guard(lambda _b: self._export_clicked()))
+        self.slider.observe(self._on_slider, names="value")
+        self._shown: tuple[int, int] = (-1, -1)
+        self._update()
+
+    def _slider(self, start: float):
+        """The threshold slider over the scores' range (and the start, if outside it)."""
+        w = _ipywidgets()
+        lo = min(float(self._sorted_in[0]), float(self._sorted_out[0]), start)
+        hi = max(float(self._sorted_in[-1]), float(self._sorted_out[-1]), start)
+        return w.FloatSlider(
             value=start,
             min=lo,
             max=hi if hi > lo else lo + 1.0,
@@ -351,13 +371,15 @@ class OperatingPointExplorer(_Displayable):
             readout_format=".4g",
             continuous_update=True,
             style={"description_width": "80px"},
-            layout=w.Layout(width="auto", max_width="100%"),
+            layout=_fill(),
             tooltip="δ of Eq. 14: an image is accepted as in-distribution iff its score ≥ δ",
             _dom_classes=("mclviz-op-threshold",),
         )
-        self.status = w.HTML(layout=w.Layout(width="auto", max_width="100%"))
-        guard = _errors_to(self.status)  # a handler's ValueError shows here, in red
-        self.preset_buttons = []
+
+    def _preset_buttons(self, guard) -> list:
+        """One button per entry of :data:`PRESETS`, each calling :meth:`set`."""
+        w = _ipywidgets()
+        buttons = []
         for label, kind, rate in PRESETS:
             what = (
                 f"the largest δ keeping {100 * rate:g}% of the test images"
@@ -371,15 +393,15 @@ class OperatingPointExplorer(_Displayable):
                 _dom_classes=("mclviz-op-preset",),
             )
             b.on_click(guard(lambda _b, kind=kind, rate=rate: self.set(**{kind: rate})))
-            self.preset_buttons.append(b)
-        self.header = w.HTML(self._header(), layout=w.Layout(width="auto", max_width="100%"))
-        self.metrics_html = w.HTML(
-            layout=w.Layout(width="auto", max_width="100%"), _dom_classes=("mclviz-op-counts",)
-        )
-        self.hist_out = w.Output(
-            layout=w.Layout(width="auto", max_width="100%"),
-            _dom_classes=("mclviz-op-histogram",),
-        )
+            buttons.append(b)
+        return buttons
+
+    def _build_outputs(self) -> None:
+        """The header, counts table, histogram output, galleries and export controls."""
+        w = _ipywidgets()
+        self.header = w.HTML(self._header(), layout=_fill())
+        self.metrics_html = w.HTML(layout=_fill(), _dom_classes=("mclviz-op-counts",))
+        self.hist_out = w.Output(layout=_fill(), _dom_classes=("mclviz-op-histogram",))
         # each gallery: a title with the counts (every move), its cards (when they change)
         self.gallery_ood_title = w.HTML(_dom_classes=("mclviz-op-accepted-ood-title",))
         self.gallery_in_title = w.HTML(_dom_classes=("mclviz-op-rejected-in-title",))
@@ -405,39 +427,34 @@ class OperatingPointExplorer(_Displayable):
             layout=w.Layout(width="auto"),
         )
 
+    def _layout(self):
+        """The whole view: header, slider, presets, counts, histogram, galleries, export."""
+        w = _ipywidgets()
+
         def wrap(align: str = "center"):  # a row that wraps its children in a narrow column
             return w.Layout(width="auto", max_width="100%", flex_flow="row wrap", align_items=align)
 
-        self.widget = w.VBox(
+        galleries = [
+            w.VBox([title, cards], layout=w.Layout(flex="1 1 440px", min_width="0"))
+            for title, cards in (
+                (self.gallery_ood_title, self.gallery_ood),
+                (self.gallery_in_title, self.gallery_in),
+            )
+        ]
+        return w.VBox(
             [
                 self.header,
                 self.slider,
-                w.HBox(
-                    [w.HTML("<b>set δ at</b>&nbsp;"), *self.preset_buttons],
-                    layout=wrap(),
-                ),
+                w.HBox([w.HTML("<b>set δ at</b>&nbsp;"), *self.preset_buttons], layout=wrap()),
                 self.metrics_html,
                 self.hist_out,
-                w.HBox(
-                    [
-                        w.VBox([title, cards], layout=w.Layout(flex="1 1 440px", min_width="0"))
-                        for title, cards in (
-                            (self.gallery_ood_title, self.gallery_ood),
-                            (self.gallery_in_title, self.gallery_in),
-                        )
-                    ],
-                    layout=wrap("flex-start"),  # both titles on one line
-                ),
+                w.HBox(galleries, layout=wrap("flex-start")),  # both titles on one line
                 w.HBox([self.export_folder, self.export_format, self.export_button], layout=wrap()),
                 self.status,
             ],
             layout=w.Layout(width="auto", max_width="min(100%, 1200px)"),
             _dom_classes=("mclviz-operating-point",),
         )
-        self.export_button.on_click(guard(lambda _b: self._export_clicked()))
-        self.slider.observe(self._on_slider, names="value")
-        self._shown: tuple[int, int] = (-1, -1)
-        self._update()
 
     # -- construction
     @classmethod
