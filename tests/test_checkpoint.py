@@ -308,7 +308,8 @@ def test_shipped_checkpoints_load_with_the_right_shapes(name):
     x = torch.rand(3, 3, 32, 32)
     with torch.no_grad():
         out = ck.model(x, output=("z", "features"))
-        assert out["z"].shape == (3, cfg.proj_dim) and out["features"].shape == (3, ck.model.feat_dim)
+        assert out["z"].shape == (3, cfg.proj_dim)
+        assert out["features"].shape == (3, ck.model.feat_dim)
         if cfg.method_entry.needs_classifier(cfg):
             assert cfg.num_classes == 10
             assert ck.model.logits(x).shape == (3, 10)

@@ -353,7 +353,39 @@ def _block(chunk_size: int | None, n_train: int) -> int:
     return chunk_size or max(1, (1 << 24) // max(1, n_train))
 
 
-class KNN(Detector):
+class _Neighbours(Detector):
+    """Shared by the neighbour detectors: ``k``, normalised training rows, and an exact
+    chunked search (blocks of cosine similarities) whose per-block score subclasses give
+    in ``_block_score(q, sim, train)``: ``q`` (b, d) normalised queries, ``sim``
+    (b, n_train) their cosine similarities to ``train`` (n_train, d)."""
+
+    _k_hint = ""
+
+    def __init__(self, k: int, output: str, chunk_size: int | None) -> None:
+        if int(k) != k or k < 1:
+            raise ValueError(f"k={k!r} must be a positive integer ({self._k_hint})")
+        _check_output(output)
+        self.k = int(k)
+        self.output = output
+        self.chunk_size = None if chunk_size is None else _chunk(chunk_size)
+
+    def _fit(self, x, y) -> None:
+        self.train_ = _normalized_train(x, self.k)
+
+    def _block_score(self, q: torch.Tensor, sim: torch.Tensor, train: torch.Tensor):
+        raise NotImplementedError
+
+    def _predict_score(self, x) -> tuple[None, torch.Tensor]:
+        q, train = _query(x, self.train_)
+        step = _block(self.chunk_size, train.shape[0])
+        parts = [
+            self._block_score(q[i : i + step], q[i : i + step] @ train.T, train)
+            for i in range(0, q.shape[0], step)
+        ]
+        return None, torch.cat(parts) if parts else q.new_empty(0)
+
+
+class KNN(_Neighbours):
     """Deep nearest neighbours (Sun, Ming, Zhu & Li 2022, "Out-of-distribution detection
     with deep nearest neighbors", ICML).
 
@@ -380,37 +412,23 @@ class KNN(Detector):
     """
 
     name = "knn"
+    _k_hint = "Sun et al. use 50 on CIFAR-10"
 
     def __init__(
         self, k: int = 50, output: str = "features", chunk_size: int | None = None
     ) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"k={k!r} must be a positive integer (Sun et al. use 50 on CIFAR-10)")
-        _check_output(output)
-        self.k = int(k)
-        self.output = output
-        self.chunk_size = None if chunk_size is None else _chunk(chunk_size)
+        super().__init__(k, output, chunk_size)
 
     @property
     def label(self) -> str:
         return f"KNN (k={self.k})"
 
-    def _fit(self, x, y) -> None:
-        self.train_ = _normalized_train(x, self.k)
-
-    def _predict_score(self, x) -> tuple[None, torch.Tensor]:
-        q, train = _query(x, self.train_)
-        step = _block(self.chunk_size, train.shape[0])
-        parts = []
-        for i in range(0, q.shape[0], step):
-            qc = q[i : i + step]  # (b, d)
-            sim = qc @ train.T  # (b, n_train) cosine similarities
-            kth = sim.topk(self.k, dim=1).indices[:, -1]  # (b,) the k-th most similar
-            parts.append(-(qc - train[kth]).norm(dim=1))  # (b,) minus the distance
-        return None, torch.cat(parts) if parts else q.new_empty(0)
+    def _block_score(self, q: torch.Tensor, sim: torch.Tensor, train: torch.Tensor):
+        kth = sim.topk(self.k, dim=1).indices[:, -1]  # (b,) the k-th most similar
+        return -(q - train[kth]).norm(dim=1)  # (b,) minus the distance
 
 
-class CosineKNN(Detector):
+class CosineKNN(_Neighbours):
     """Mean cosine distance to the k nearest training embeddings (the kNN scoring of
     Reiss & Hoshen 2023, "Mean-shifted contrastive loss for anomaly detection", AAAI;
     k = 2): ``score = -(1/k) sum_{j in kNN(z)} (1 - cos(z, z_j))``.
@@ -428,31 +446,18 @@ class CosineKNN(Detector):
     """
 
     name = "knn-cosine"
+    _k_hint = "Mean-Shifted uses 2"
 
     def __init__(self, k: int = 2, output: str = "scored", chunk_size: int | None = None) -> None:
-        if int(k) != k or k < 1:
-            raise ValueError(f"k={k!r} must be a positive integer (Mean-Shifted uses 2)")
-        _check_output(output)
-        self.k = int(k)
-        self.output = output
-        self.chunk_size = None if chunk_size is None else _chunk(chunk_size)
+        super().__init__(k, output, chunk_size)
 
     @property
     def label(self) -> str:
         return f"cosine kNN (k={self.k})"
 
-    def _fit(self, x, y) -> None:
-        self.train_ = _normalized_train(x, self.k)
-
-    def _predict_score(self, x) -> tuple[None, torch.Tensor]:
-        q, train = _query(x, self.train_)
-        step = _block(self.chunk_size, train.shape[0])
-        parts = []
-        for i in range(0, q.shape[0], step):
-            sim = q[i : i + step] @ train.T  # (b, n_train) cosine similarities
-            top = sim.topk(self.k, dim=1).values  # (b, k)
-            parts.append((top - 1.0).mean(dim=1))  # -(1 - cos) averaged
-        return None, torch.cat(parts) if parts else q.new_empty(0)
+    def _block_score(self, q: torch.Tensor, sim: torch.Tensor, train: torch.Tensor):
+        top = sim.topk(self.k, dim=1).values  # (b, k)
+        return (top - 1.0).mean(dim=1)  # -(1 - cos) averaged
 
 
 # ----------------------------------------------------------------------------- ViM

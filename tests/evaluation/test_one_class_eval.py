@@ -6,78 +6,28 @@ backbone pre-trained for a few seconds (tiny preset, 512 CIFAR-10 images, as in
 normal class and the animal classes as anomalies.
 """
 
+# ruff: noqa: F811 (the fixtures imported from one_class_inputs are test arguments here)
 from __future__ import annotations
 
 import json
 
 import pytest
 import torch
+from one_class_inputs import (  # noqa: F401 (fixtures, found by name)
+    ANIMALS,
+    SEED,
+    SHIP,
+    cifar,
+    msc_cfg,
+    one_thread,
+    ships_vs_animals,
+    simclr_ckpt,
+)
 
 from mclviz import checkpoint as ckpt
 from mclviz.__main__ import main
-from mclviz.config import Config
 from mclviz.evaluation import evaluate_one_class, knn_auroc, one_class_table
-from mclviz.training import MSC_RECIPE, OneClassData, load_one_class_data, prepare_data, train
-
-SHIP = 8
-ANIMALS = (2, 3, 4, 5, 6, 7)  # bird, cat, deer, dog, frog, horse
-SEED = 0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: many small ops, which two threads on a shared 2-core machine slow."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _msc_cfg(**kw) -> Config:
-    """Tiny fine-tuning config: the authors' recipe with a larger lr and momentum."""
-    values = {
-        **MSC_RECIPE,
-        "epochs": 3,
-        "batch_size": 32,
-        "lr": 3e-4,
-        "momentum": 0.9,
-        "method": "msc",
-        "normal_class": SHIP,
-        "precision": "fp32",
-        "train_subset": 300,
-        "seed": SEED,
-    }
-    return Config.preset("tiny", **{**values, **kw})
-
-
-@pytest.fixture(scope="module")
-def cifar(data_root) -> OneClassData:
-    return load_one_class_data(data_root=data_root, test_subset=2000)
-
-
-@pytest.fixture(scope="module")
-def ships_vs_animals(cifar) -> OneClassData:
-    keep = torch.isin(cifar.test_labels, torch.tensor((SHIP, *ANIMALS)))
-    return OneClassData(
-        cifar.train_images,
-        cifar.train_labels,
-        cifar.test_images[keep],
-        cifar.test_labels[keep],
-        cifar.names,
-    )
-
-
-@pytest.fixture(scope="module")
-def simclr_ckpt(tmp_path_factory, cifar):
-    """A backbone pre-trained without labels (tiny SimCLR, 512 images, 3 epochs)."""
-    g = torch.Generator().manual_seed(SEED)
-    idx = torch.randperm(len(cifar.train_labels), generator=g)[:512]
-    cfg = Config.preset(
-        "tiny", method="simclr", epochs=3, batch_size=64, precision="fp32", seed=SEED
-    )
-    out = tmp_path_factory.mktemp("simclr")
-    train(cfg, out=out, data=(cifar.train_images[idx], cifar.train_labels[idx]), progress=False)
-    return out / "checkpoint.safetensors"
+from mclviz.training import load_one_class_data, prepare_data
 
 
 def test_cli_msc_from_checkpoint_and_evaluate(tmp_path, data_root, simclr_ckpt, capsys):
@@ -130,7 +80,7 @@ def test_one_class_table(simclr_ckpt, ships_vs_animals):
         epochs=1,
         train_subset=64,
         mcl_checkpoint=simclr_ckpt,
-        config=_msc_cfg(),
+        config=msc_cfg(),
         data=ships_vs_animals,
         progress=False,
     )

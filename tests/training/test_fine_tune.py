@@ -11,6 +11,7 @@ The evaluation side (``knn_auroc``, ``one_class_table``, ``evaluate_one_class``)
 in ``tests/evaluation/test_one_class_eval.py``.
 """
 
+# ruff: noqa: F811 (the fixtures imported from one_class_inputs are test arguments here)
 from __future__ import annotations
 
 import math
@@ -18,6 +19,16 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from one_class_inputs import (  # noqa: F401 (fixtures, found by name)
+    ANIMALS,
+    SEED,
+    SHIP,
+    cifar,
+    msc_cfg,
+    one_thread,
+    ships_vs_animals,
+    simclr_ckpt,
+)
 
 from mclviz import checkpoint as ckpt
 from mclviz import methods
@@ -26,83 +37,18 @@ from mclviz.evaluation import knn_auroc
 from mclviz.losses import mean_shifted
 from mclviz.models import build_model, imagenet_weights_file, load_imagenet_backbone
 from mclviz.training import (
-    MSC_RECIPE,
-    OneClassData,
     describe_pretrained,
     fine_tune,
-    load_one_class_data,
     msc_config,
     train,
 )
 from mclviz.transforms import SimCLRAugment, to_float, two_views
 
-SHIP = 8
-ANIMALS = (2, 3, 4, 5, 6, 7)  # bird, cat, deer, dog, frog, horse
-SEED = 0
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread here: these runs are many small ops, and on a shared 2-core machine
-    two threads spin-wait (measured: 7x the CPU time, 5x the wall time of one thread)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _msc_cfg(**kw) -> Config:
-    """Tiny fine-tuning config: the authors' recipe with a larger lr and momentum, so that a
-    few steps move the weights (their lr 1e-5 is for hours of ImageNet-scale fine-tuning)."""
-    values = {
-        **MSC_RECIPE,
-        "epochs": 3,
-        "batch_size": 32,
-        "lr": 3e-4,
-        "momentum": 0.9,
-        "method": "msc",
-        "normal_class": SHIP,
-        "precision": "fp32",
-        "train_subset": 300,
-        "seed": SEED,
-    }
-    return Config.preset("tiny", **{**values, **kw})
-
-
-@pytest.fixture(scope="module")
-def cifar(data_root) -> OneClassData:
-    return load_one_class_data(data_root=data_root, test_subset=2000)
-
-
-@pytest.fixture(scope="module")
-def ships_vs_animals(cifar) -> OneClassData:
-    keep = torch.isin(cifar.test_labels, torch.tensor((SHIP, *ANIMALS)))
-    return OneClassData(
-        cifar.train_images,
-        cifar.train_labels,
-        cifar.test_images[keep],
-        cifar.test_labels[keep],
-        cifar.names,
-    )
-
-
-@pytest.fixture(scope="module")
-def simclr_ckpt(tmp_path_factory, cifar):
-    """A backbone pre-trained without labels (tiny SimCLR, 512 images, 3 epochs)."""
-    g = torch.Generator().manual_seed(SEED)
-    idx = torch.randperm(len(cifar.train_labels), generator=g)[:512]
-    cfg = Config.preset(
-        "tiny", method="simclr", epochs=3, batch_size=64, precision="fp32", seed=SEED
-    )
-    out = tmp_path_factory.mktemp("simclr")
-    train(cfg, out=out, data=(cifar.train_images[idx], cifar.train_labels[idx]), progress=False)
-    return out / "checkpoint.safetensors"
-
 
 @pytest.fixture(scope="module")
 def ship_run(simclr_ckpt, ships_vs_animals):
     return fine_tune(
-        SHIP, pretrained=simclr_ckpt, config=_msc_cfg(), data=ships_vs_animals, progress=False
+        SHIP, pretrained=simclr_ckpt, config=msc_cfg(), data=ships_vs_animals, progress=False
     )
 
 
@@ -241,7 +187,7 @@ def test_imagenet_path_with_fake_torch_cache(tmp_path, monkeypatch, ships_vs_ani
 
     # a CIFAR arch name maps to its torchvision counterpart, at ImageNet width
     cfg = msc_config(
-        SHIP, pretrained="imagenet", config=_msc_cfg(epochs=1, batch_size=4, train_subset=8)
+        SHIP, pretrained="imagenet", config=msc_cfg(epochs=1, batch_size=4, train_subset=8)
     )
     assert (cfg.arch, cfg.width, cfg.normalize_input) == ("tv-resnet18", 1.0, True)
     backbone = describe_pretrained(cfg)
@@ -280,7 +226,7 @@ def test_errors(tmp_path, cifar):
     with pytest.raises(ValueError, match="needs a torchvision arch"):
         x = cifar.train_images[:4]
         train(
-            _msc_cfg(pretrained="imagenet", epochs=1),
+            msc_cfg(pretrained="imagenet", epochs=1),
             data=(x, torch.zeros(4).long()),
             progress=False,
         )
