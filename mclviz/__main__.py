@@ -197,6 +197,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_device_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
+
+
 def _add_precision_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
@@ -207,10 +211,8 @@ def _add_precision_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mclviz", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_train(sub) -> None:
+    """The ``train`` subcommand."""
     p = sub.add_parser("train", help="train one method and write a checkpoint")
     p.add_argument("--preset", default="small", choices=sorted(PRESETS))
     p.add_argument("--out", required=True, help="run folder (checkpoint.safetensors goes here)")
@@ -219,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_options(p)
     p.set_defaults(func=_cmd_train)
 
+
+def _add_evaluate(sub) -> None:
+    """The ``evaluate`` subcommand."""
     p = sub.add_parser("evaluate", help="accuracy and OOD metrics per detector and SEI setting")
     p.add_argument("checkpoint")
     p.add_argument("--ood", nargs="+", default=["tinyimagenet-resize", "gaussian", "uniform"])
@@ -260,11 +265,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="val: score the training images the run held out (Config.holdout); tune there",
     )
     p.add_argument("--out", default=None, help="folder for evaluation.csv / evaluation.json")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
+    _add_device_option(p)
     _add_precision_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_evaluate)
 
+
+def _add_score(sub) -> None:
+    """The ``score`` subcommand."""
     p = sub.add_parser(
         "score", help="score your own images: in- or out-of-distribution for this model?"
     )
@@ -298,11 +306,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=256, help="images per batch (and CSV write)")
     p.add_argument("--cache-dir", default=None, help="keep the train/test embeddings here")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
+    _add_device_option(p)
     _add_precision_option(p)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_score)
 
+
+def _add_reproduce(sub) -> None:
+    """The ``reproduce`` subcommand."""
     p = sub.add_parser("reproduce", help="the paper's comparisons as an HTML report")
     p.add_argument("--out", default="report")
     p.add_argument("--train", action="store_true", help="retrain every model first")
@@ -313,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--methods", nargs="+", default=None, help="methods to compare (default: all)")
     p.add_argument("--no-open-set", action="store_true", help="skip the open-set evaluation")
-    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda")
+    _add_device_option(p)
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples per claim")
     p.add_argument("--cache-dir", default=None, help="cache embeddings here")
     p.add_argument("--no-figures", action="store_true")
@@ -321,11 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_reproduce)
 
+
+def _add_demo(sub) -> None:
+    """The ``demo`` subcommand."""
     p = sub.add_parser("demo", help="a tiny MCL run on the best data set available")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--data-root", default=None)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mclviz", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_evaluate, _add_score, _add_reproduce, _add_demo):
+        add(sub)
     return parser
 
 

@@ -369,6 +369,94 @@ def _check_rate(tpr: float, threshold: float | None) -> None:
         )
 
 
+class _BatchScorer:
+    """The CSV rows of one batch of user images: scored as the pipeline scores a split,
+    with the fitted detector, against the threshold ``delta``."""
+
+    def __init__(self, det, outputs, data, delta, measured, names, batch_size) -> None:
+        self.det, self.outputs, self.data = det, outputs, data
+        self.delta, self.measured, self.names = delta, measured, names
+        self.batch_size = batch_size
+
+    def __call__(self, items: list[ImageInput], xb: torch.Tensor) -> pd.DataFrame:
+        one = Outputs(
+            self.outputs.model,
+            EvalData(self.data.train, (xb, torch.full((len(xb),), -1, dtype=torch.long))),
+            scored_on=self.outputs.scored_on,
+            precision=self.outputs.precision,
+            batch_size=self.batch_size,
+            progress=False,
+        )
+        pred, s = run_detector(self.det, one, "test")  # the pipeline's own scoring of a split
+        s = s.double()
+        names = self.names
+        return pd.DataFrame(
+            {
+                "file": [i.name for i in items],
+                "score": s.tolist(),
+                "predicted_class": (
+                    [names[p] if 0 <= p < len(names) else str(p) for p in pred.tolist()]
+                    if pred is not None
+                    else [""] * len(items)
+                ),
+                "verdict": [IN if v >= self.delta else OUT for v in s.tolist()],
+                "threshold": self.delta,
+                "id_test_tpr": self.measured,
+                "detector": self.det.label,
+            },
+            columns=list(CSV_COLUMNS),
+        )
+
+
+def _stream(inputs, side, skipped, rows_of, csv_path, batch_size, progress, on_batch):
+    """Decode, score and write the inputs batch by batch (the CSV is flushed after every
+    batch); returns the batches' rows and images. Undecodable files go to ``skipped``."""
+    from tqdm.auto import tqdm
+
+    parts: list[pd.DataFrame] = []
+    kept: list[torch.Tensor] = []
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if csv_path is not None:
+            csv_path.parent.mkdir(parents=True, exist_ok=True)
+            fh = stack.enter_context(open(csv_path, "w", newline="", encoding="utf-8"))
+            writer = csv.writer(fh)
+            writer.writerow(CSV_COLUMNS)
+            fh.flush()
+        bar = stack.enter_context(
+            tqdm(total=len(inputs), desc="scoring images", unit="img", disable=not progress)
+        )
+        items: list[ImageInput] = []
+        xs: list[torch.Tensor] = []
+
+        def flush() -> None:
+            xb = torch.stack(xs)  # (b, 3, side, side)
+            rows = rows_of(items, xb)
+            if writer is not None:
+                writer.writerows(rows.itertuples(index=False, name=None))
+                fh.flush()
+            parts.append(rows)
+            kept.append(xb)
+            bar.update(len(items))
+            items.clear()
+            xs.clear()
+            if on_batch is not None:
+                on_batch(rows)
+
+        for item, x in _decoded(inputs, side, skipped):
+            if x is None:
+                bar.update(1)
+                bar.set_postfix_str(f"skipped {len(skipped)}", refresh=False)
+                continue
+            items.append(item)
+            xs.append(x)
+            if len(xs) == batch_size:
+                flush()
+        if xs:
+            flush()
+    return parts, kept
+
+
 def score_images(
     checkpoint: str | os.PathLike | Checkpoint,
     paths: Sequence[str | os.PathLike],
@@ -425,8 +513,6 @@ def score_images(
     >>> r = score_images("runs/mcl/checkpoint.safetensors", ["photos/"], out="s.csv")  # doctest: +SKIP
     >>> r.n_in, r.n_out, r.n_skipped, r.threshold_rule  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
-
     _check_rate(tpr, threshold)
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer (e.g. 256)")
@@ -449,79 +535,9 @@ def score_images(
     test_scores = fitted.score_in
     delta = float(threshold) if threshold is not None else threshold_at_tpr(test_scores, tpr)
     measured = float((test_scores >= delta).double().mean())
-    names = _names(ck, data_root)
-    label = det.label
-
-    def batch_rows(items: list[ImageInput], xb: torch.Tensor) -> pd.DataFrame:
-        one = Outputs(
-            outputs.model,
-            EvalData(data.train, (xb, torch.full((len(xb),), -1, dtype=torch.long))),
-            scored_on=outputs.scored_on,
-            precision=outputs.precision,
-            batch_size=batch_size,
-            progress=False,
-        )
-        pred, s = run_detector(det, one, "test")  # the pipeline's own scoring of a split
-        s = s.double()
-        return pd.DataFrame(
-            {
-                "file": [i.name for i in items],
-                "score": s.tolist(),
-                "predicted_class": (
-                    [names[p] if 0 <= p < len(names) else str(p) for p in pred.tolist()]
-                    if pred is not None
-                    else [""] * len(items)
-                ),
-                "verdict": [IN if v >= delta else OUT for v in s.tolist()],
-                "threshold": delta,
-                "id_test_tpr": measured,
-                "detector": label,
-            },
-            columns=list(CSV_COLUMNS),
-        )
-
-    parts: list[pd.DataFrame] = []
-    kept: list[torch.Tensor] = []
+    rows_of = _BatchScorer(det, outputs, data, delta, measured, _names(ck, data_root), batch_size)
     csv_path = Path(out) if out is not None else None
-    with contextlib.ExitStack() as stack:
-        writer = None
-        if csv_path is not None:
-            csv_path.parent.mkdir(parents=True, exist_ok=True)
-            fh = stack.enter_context(open(csv_path, "w", newline="", encoding="utf-8"))
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            fh.flush()
-        bar = stack.enter_context(
-            tqdm(total=len(inputs), desc="scoring images", unit="img", disable=not progress)
-        )
-        items: list[ImageInput] = []
-        xs: list[torch.Tensor] = []
-
-        def flush() -> None:
-            xb = torch.stack(xs)  # (b, 3, side, side)
-            rows = batch_rows(items, xb)
-            if writer is not None:
-                writer.writerows(rows.itertuples(index=False, name=None))
-                fh.flush()
-            parts.append(rows)
-            kept.append(xb)
-            bar.update(len(items))
-            items.clear()
-            xs.clear()
-            if on_batch is not None:
-                on_batch(rows)
-
-        for item, x in _decoded(inputs, side, skipped):
-            if x is None:
-                bar.update(1)
-                bar.set_postfix_str(f"skipped {len(skipped)}", refresh=False)
-                continue
-            items.append(item)
-            xs.append(x)
-            if len(xs) == batch_size:
-                flush()
-        if xs:
-            flush()
+    parts, kept = _stream(inputs, side, skipped, rows_of, csv_path, batch_size, progress, on_batch)
     if not parts:
         raise ValueError(
             f"none of the {len(inputs)} files could be decoded as an image (skipped: "
@@ -538,7 +554,7 @@ def score_images(
         tpr=measured,
         tpr_target=None if threshold is not None else float(tpr),
         test_scores=test_scores,
-        detector=label,
+        detector=det.label,
         detector_key=det.key,
         method=cfg.method,
         dataset=str(cfg.dataset),
