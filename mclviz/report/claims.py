@@ -34,6 +34,7 @@ __all__ = [
     "combine_verdicts",
     "unequal_training",
     "unequal_views",
+    "unequal_recipe",
     "untested_claims",
     "verdict",
 ]
@@ -226,6 +227,31 @@ def unequal_views(models: dict[str, ComparedModel], comparisons) -> str:
     return "views per training image differ: " + ", ".join(f"{n} {v}" for n, v in views.items())
 
 
+def _minutes(ck) -> str:
+    seconds = (getattr(ck, "metrics", None) or {}).get("seconds")
+    return "wall time unknown" if seconds is None else f"{float(seconds) / 60:.0f} min"
+
+
+def unequal_recipe(models: dict[str, ComparedModel], comparisons) -> str:
+    """A note when the compared models are different networks, or took very different
+    wall times (more than 1.5x apart): each one's network, epochs and training wall time.
+
+    The shipped models are retrained on the ``fast`` recipe in turn; until every one is,
+    a claim may compare a FastNet with a quarter-width ResNet-18, and says so.
+    """
+    cks = _compared(models, comparisons)
+    nets = {n: f"{ck.config.arch} x{ck.config.width:g}" for n, ck in cks.items()}
+    secs = [(getattr(ck, "metrics", None) or {}).get("seconds") for ck in cks.values()]
+    secs = [float(x) for x in secs if x is not None]
+    slow = len(secs) == len(cks) and len(secs) > 1 and max(secs) > 1.5 * min(secs)
+    if len(set(nets.values())) <= 1 and not slow:
+        return ""
+    what = "networks differ" if len(set(nets.values())) > 1 else "wall times differ"
+    return f"{what}: " + ", ".join(
+        f"{n} {nets[n]} ({ck.config.epochs} epochs, {_minutes(ck)})" for n, ck in cks.items()
+    )
+
+
 # ----------------------------------------------------------------------------- the table
 
 
@@ -295,6 +321,7 @@ def _claim_rows(
         for x in (
             unequal_training(models, claim.comparisons),
             unequal_views(models, claim.comparisons),
+            unequal_recipe(models, claim.comparisons),
         )
         if x
     ]

@@ -15,6 +15,7 @@ from mclviz.report.claims import (
     CLAIMS,
     auroc,
     auroc_diff_ci,
+    unequal_recipe,
     unequal_training,
     unequal_views,
     verdict,
@@ -119,3 +120,21 @@ def test_claims_note_views_per_image():
         4,
         2,
     ]
+
+
+def test_claims_note_different_networks_and_wall_times():
+    def model(arch, width, seconds, epochs=10):
+        cfg = SimpleNamespace(arch=arch, width=width, epochs=epochs, views_per_image=2)
+        ck = SimpleNamespace(epoch=epochs, config=cfg, metrics={"seconds": seconds})
+        return ComparedModel("x", checkpoint=ck)
+
+    comparisons = CLAIMS["b"].comparisons  # mcl against supclr
+    same = {"mcl": model("fastnet", 1.0, 2400), "supclr": model("fastnet", 1.0, 2300)}
+    assert unequal_recipe(same, comparisons) == ""
+    mixed = {"mcl": model("fastnet", 1.0, 2400), "supclr": model("resnet18", 0.25, 2280, 15)}
+    assert unequal_recipe(mixed, comparisons) == (
+        "networks differ: mcl fastnet x1 (10 epochs, 40 min), "
+        "supclr resnet18 x0.25 (15 epochs, 38 min)"
+    )
+    slow = {"mcl": model("fastnet", 1.0, 4000), "supclr": model("fastnet", 1.0, 2400)}
+    assert unequal_recipe(slow, comparisons).startswith("wall times differ: mcl fastnet x1")
