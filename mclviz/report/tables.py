@@ -288,7 +288,8 @@ _GAUSSIANS_HOW = (
     "the method's scored output (z = g(f(x)) for contrastive models, the penultimate "
     "features for classifiers), L2-normalised (as the authors' code; Eq. 12 has none); "
     "covariance 'auto': one per class (Eq. 12) when every class has more training images "
-    "than dimensions, else one tied covariance (each model's choice: in its cell)"
+    "than dimensions, else one tied covariance (each model's choice: in its cell); "
+    "+ 1e-3 I (the ridge chosen on held-out training images, docs/covariance.md)"
 )
 _LEE = (
     "raw penultimate features (not normalised); one tied covariance, the within-class "

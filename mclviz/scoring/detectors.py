@@ -51,7 +51,7 @@ from ._checks import (
     _rows,
 )
 from .covariance import check_shrinkage
-from .gaussians import COVARIANCES
+from .gaussians import COVARIANCES, DEFAULT_RIDGE
 from .sei import _check_method, aggregate, fit_sei_gaussians, sei_scores
 
 __all__ = [
@@ -206,7 +206,8 @@ class ClassGaussians(Detector):
             or "auto": "class" when every class has more samples than dimensions, else
             "tied" (a per-class sample covariance would be singular); ``covariance_``
             records the choice.
-        ridge: covariance ridge (see ``fit_gaussians``).
+        ridge: covariance ridge (default 1e-3, :data:`~mclviz.scoring.gaussians.DEFAULT_RIDGE`,
+            chosen on held-out training images; see ``fit_gaussians``).
         shrinkage: covariance shrinkage, "none" (default, as the authors' code),
             "ledoit-wolf", "oas" or a fixed coefficient (see ``fit_gaussians``).
         normalize: L2-normalise the outputs first. Eq. 12 has no normalisation; the
@@ -237,7 +238,7 @@ class ClassGaussians(Detector):
         aggregation: str = "w-avg",
         variant: str = "paper",
         covariance: str = "class",
-        ridge: float = 1e-6,
+        ridge: float = DEFAULT_RIDGE,
         shrinkage: str | float = "none",
         normalize: bool = True,
         output: str = "scored",

@@ -176,7 +176,9 @@ def test_detectors_pass_shrinkage_through():
     torch.testing.assert_close(det.score(q), gaussian_scores(q, g).amax(1), rtol=1e-12, atol=0)
     assert "ledoit-wolf" in det.label and det.get_params()["shrinkage"] == "ledoit-wolf"
     det = Mahalanobis(shrinkage="oas").fit(z, y)
-    g = fit_gaussians(z, y, covariance="tied", shrinkage="oas", unbiased=False, normalize=False)
+    g = fit_gaussians(
+        z, y, covariance="tied", shrinkage="oas", unbiased=False, normalize=False, ridge=det.ridge
+    )
     torch.testing.assert_close(det.score(q), gaussian_scores(q, g).amax(1), rtol=1e-12, atol=0)
     det = RelativeMahalanobis(shrinkage=0.1).fit(z, y)
     assert float(det.gaussians_.shrinkage[0]) == 0.1 and float(det.background_.shrinkage[0]) == 0.1
