@@ -295,7 +295,8 @@ def test_cifar100_torchvision_files(tmp_path: Path, trust_torchvision_files: Non
 
 
 def test_svhn_torchvision_files(tmp_path: Path, trust_torchvision_files: None) -> None:
-    scipy_io = pytest.importorskip("scipy.io")
+    import scipy.io as scipy_io  # scikit-learn depends on scipy
+
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, size=(32, 32, 3, 6), dtype=np.uint8)  # (H, W, C, N)
     y = np.array([[10], [1], [2], [10], [9], [5]], dtype=np.uint8)  # torchvision maps 10 -> 0

@@ -375,8 +375,10 @@ def test_logit_detectors_detect_outliers():
 
 @pytest.fixture
 def pyood():
-    """pytorch-ood's detectors, run in float64 (its fitted tensors take the default dtype)."""
-    detector = pytest.importorskip("pytorch_ood.detector")
+    """pytorch-ood's detectors (a test dependency: no skip), run in float64 (its fitted
+    tensors take the default dtype)."""
+    import pytorch_ood.detector as detector
+
     old = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     yield detector
