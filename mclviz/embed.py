@@ -29,7 +29,7 @@ from ._io import atomic_write
 from .device import Precision, resolve_precision
 from .transforms import sei_view
 
-__all__ = ["OUTPUTS", "embed", "embed_features", "view_indices"]
+__all__ = ["OUTPUTS", "embed", "embed_features", "images_fingerprint", "view_indices"]
 
 OUTPUTS = ("z", "features", "logits")
 _CACHE_VERSION = "2"
@@ -75,7 +75,7 @@ def _forward(model: nn.Module, output: str):
     return fn
 
 
-def _fingerprint(images: torch.Tensor) -> str:
+def images_fingerprint(images: torch.Tensor) -> str:
     """Content hash of the images, so a cache file never serves another image set."""
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{tuple(images.shape)}|{images.dtype}".encode())
@@ -88,7 +88,7 @@ def _cache_path(
 ) -> Path:
     full = (
         f"v{_CACHE_VERSION}|{cache_key}|views={views}|output={output}|precision={precision}|"
-        f"{_fingerprint(images)}"
+        f"{images_fingerprint(images)}"
     )
     digest = hashlib.sha256(full.encode()).hexdigest()[:16]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", cache_key)[:80]

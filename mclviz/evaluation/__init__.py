@@ -17,7 +17,7 @@ from .data import EvalData, load_eval_data, subset
 from .evaluate import checkpoint_outputs, evaluate, format_table
 from .one_class import evaluate_one_class, knn_auroc, one_class_table
 from .outputs import Outputs, ood_split
-from .perturb import perturbed_outputs
+from .perturb import fitted_fingerprint, perturbed_outputs
 from .pipeline import (
     BASELINES,
     DETECTOR_NAMES,
@@ -70,6 +70,7 @@ __all__ = [
     "recommended_gaussians",
     "ood_split",
     "one_class_table",
+    "fitted_fingerprint",
     "perturbed_outputs",
     "retrain_full",
     "retrain_head",

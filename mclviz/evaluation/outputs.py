@@ -5,22 +5,28 @@ views=8)`` is the (n, 8, d) projection of the test images in SEI views 0..7. Ask
 fewer views of something already embedded slices it; asking for more embeds only the
 missing views. ``"scored"`` names the output the model's method is scored on
 (``Method.scored_on``). With ``cache_dir`` every embedding is also kept on disk
-(:func:`mclviz.embed.embed`'s content-hashed cache).
+(:func:`mclviz.embed.embed`'s content-hashed cache), and so are the outputs after a
+detector's input pre-processing (keyed by the model, the images and the fitted detector:
+:func:`.perturb.fitted_fingerprint`), the costliest part of an evaluation with ODIN or
+Lee's Mahalanobis with pre-processing.
 
 Splits: ``"train"``, ``"test"`` and ``"ood:<name>"`` for each OOD set.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from .._io import atomic_write
 from ..device import Precision, resolve_precision
-from ..embed import embed, view_indices
+from ..embed import embed, images_fingerprint, view_indices
 from .data import EvalData
-from .perturb import perturbed_outputs
+from .perturb import fitted_fingerprint, perturbed_outputs
 
 __all__ = ["Outputs", "ood_split"]
 
@@ -142,6 +148,17 @@ class Outputs:
                 kept[m] = new[:, j]
         return torch.stack([kept[m] for m in wanted], dim=1)
 
+    def _perturbed_path(self, name: str, split: str, detector) -> Path | None:
+        """The disk cache file of a detector's pre-processed outputs, or None (no cache)."""
+        fitted = fitted_fingerprint(detector)
+        if self.cache_dir is None or not self.cache_key or fitted is None:
+            return None
+        images = self.images(split)
+        full = f"{self.cache_key}|{split}|{name}|{fitted}|{images_fingerprint(images)}"
+        digest = hashlib.sha256(full.encode()).hexdigest()[:16]
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.cache_key}-{split}-{len(images)}")[:80]
+        return Path(self.cache_dir) / f"{safe}-perturbed-{name}-{digest}.safetensors"
+
     def perturbed(self, output: str, split: str, detector) -> torch.Tensor:
         """(n, 1, d) outputs of ``split`` after the detector's input pre-processing
         (:func:`.perturb.perturbed_outputs`; ``detector.epsilon > 0``), kept per detector."""
@@ -153,13 +170,24 @@ class Outputs:
                     f"{type(detector).__name__} pre-processes its inputs (epsilon="
                     f"{detector.epsilon}), which needs the model; these outputs have none"
                 )
-            self._perturbed[key] = perturbed_outputs(
-                self.model,
-                self.images(split),
-                name,
-                detector.differentiable_score,
-                detector.epsilon,
-                batch_size=self.batch_size,
-                progress=self.progress,
-            )
+            path = self._perturbed_path(name, split, detector)
+            if path is not None and path.is_file():
+                from safetensors.torch import load_file
+
+                self._perturbed[key] = load_file(str(path))["outputs"]
+            else:
+                out = perturbed_outputs(
+                    self.model,
+                    self.images(split),
+                    name,
+                    detector.differentiable_score,
+                    detector.epsilon,
+                    batch_size=self.batch_size,
+                    progress=self.progress,
+                )
+                if path is not None:
+                    from safetensors.torch import save_file
+
+                    atomic_write(path, lambda tmp: save_file({"outputs": out.contiguous()}, tmp))
+                self._perturbed[key] = out
         return self._perturbed[key]

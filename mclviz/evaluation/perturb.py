@@ -12,14 +12,16 @@ when the caller runs under ``torch.no_grad()`` (evaluation code often does).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from ..transforms import to_float
 
-__all__ = ["perturbed_outputs"]
+__all__ = ["fitted_fingerprint", "perturbed_outputs"]
 
 
 def perturbed_outputs(
@@ -63,3 +65,41 @@ def perturbed_outputs(
         for m, mode in modes.items():
             m.training = mode
     return torch.cat(parts)[:, None]  # (n, 1, d)
+
+
+def _digest(value, h, depth: int) -> bool:
+    """Feed ``value`` into hash ``h``; False when it holds something with no stable bytes."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu().contiguous().reshape(-1)
+        h.update(f"T{tuple(value.shape)}{value.dtype}".encode())
+        h.update(t.view(torch.uint8).numpy())
+        return True
+    if isinstance(value, np.ndarray):
+        h.update(f"A{value.shape}{value.dtype}".encode())
+        h.update(np.ascontiguousarray(value).reshape(-1).view(np.uint8))
+        return True
+    if value is None or isinstance(value, (bool, int, float, str)):
+        h.update(f"{type(value).__name__}:{value!r};".encode())
+        return True
+    if isinstance(value, (list, tuple)):
+        h.update(f"{type(value).__name__}[{len(value)}]".encode())
+        return all(_digest(v, h, depth) for v in value)
+    if isinstance(value, dict):
+        h.update(f"dict[{len(value)}]".encode())
+        return all(
+            _digest(k, h, depth) and _digest(value[k], h, depth) for k in sorted(value, key=str)
+        )
+    if hasattr(value, "__dict__") and depth < 3:
+        h.update(f"{type(value).__module__}.{type(value).__qualname__}".encode())
+        return _digest(vars(value), h, depth + 1)
+    return False
+
+
+def fitted_fingerprint(detector) -> str | None:
+    """A hash of a fitted detector's settings and fitted values (its attributes: tensors,
+    arrays, numbers, strings and objects made of them), or None when an attribute has no
+    stable bytes (then its pre-processed outputs are not kept on disk). Two detectors with
+    the same fingerprint move every image the same way, so their perturbed outputs can be
+    shared through a disk cache."""
+    h = hashlib.sha256(f"{type(detector).__module__}.{type(detector).__qualname__}".encode())
+    return h.hexdigest()[:16] if _digest(vars(detector), h, 0) else None

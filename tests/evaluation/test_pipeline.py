@@ -14,6 +14,7 @@ from mclviz.evaluation import (
     EvalData,
     Outputs,
     Scores,
+    fitted_fingerprint,
     perturbed_outputs,
     score,
     standard_detectors,
@@ -28,6 +29,7 @@ from mclviz.scoring import (
     ClassGaussians,
     Detector,
     FlipTTA,
+    Mahalanobis,
     aggregate,
     fit_sei_gaussians,
     sei_scores,
@@ -362,3 +364,51 @@ def test_bind_gets_the_model_and_non_classifiers_have_no_accuracy():
     det2 = Binding()
     score(Outputs(model, data, precision="fp32", progress=False), [det2], model=other)
     assert det2.bound_ == [other]
+
+
+class FeatureNet(LogitNet):
+    """LogitNet whose features (for Lee's Mahalanobis) are its logits."""
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits(x)
+
+
+def test_pre_processed_outputs_are_kept_on_disk_per_fitted_detector(tmp_path):
+    """A second evaluation with the same model, images and fitted detector reads the
+    pre-processed outputs from the cache (no forward pass); a detector fitted on other
+    training outputs, or with another epsilon, moves the images differently and misses."""
+    torch.manual_seed(0)
+    model, data = FeatureNet(), _image_data(2)
+
+    def run(det, cache_key="m"):
+        model.seen.clear()
+        outputs = Outputs(
+            model, data, precision="fp32", progress=False, cache_dir=tmp_path, cache_key=cache_key
+        )
+        return score(outputs, [det])[det], len(model.seen)
+
+    lee = Mahalanobis(epsilon=0.05)
+    first, passes = run(lee)
+    assert passes > 0
+    files = sorted(p.name for p in tmp_path.glob("*perturbed*"))
+    assert len(files) == 2  # test and the OOD set
+    again, passes_again = run(Mahalanobis(epsilon=0.05))
+    # the training outputs it is fitted on come from the embedding cache, the
+    # pre-processed ones from theirs: no forward pass at all
+    assert passes_again == 0
+    torch.testing.assert_close(again.score_in, first.score_in)
+    torch.testing.assert_close(again.score_out["o"], first.score_out["o"])
+    run(Mahalanobis(epsilon=0.02))  # another epsilon: new files
+    assert len(list(tmp_path.glob("*perturbed*"))) == 4
+    run(Mahalanobis(epsilon=0.05), cache_key="other-model")
+    assert len(list(tmp_path.glob("*perturbed*"))) == 6
+
+
+def test_a_detector_fitted_on_other_data_has_another_fingerprint():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(30, 4, generator=g), torch.arange(30) % 3
+    a, b = Mahalanobis(epsilon=0.01).fit(x, y), Mahalanobis(epsilon=0.01).fit(x + 1, y)
+    assert fitted_fingerprint(a) is not None
+    assert fitted_fingerprint(a) == fitted_fingerprint(Mahalanobis(epsilon=0.01).fit(x, y))
+    assert fitted_fingerprint(a) != fitted_fingerprint(b)
+    assert fitted_fingerprint(ODIN(epsilon=0.01)) != fitted_fingerprint(ODIN(epsilon=0.02))

@@ -9,7 +9,12 @@ from mclviz.config import Config
 from mclviz.evaluation import BASELINES, evaluate, load_eval_data
 from mclviz.paper_numbers import paper_table
 from mclviz.report import DEFAULT_METHODS, OPEN_SET
-from mclviz.report.tables import DETECTOR_ROWS, config_differences, data_caveats
+from mclviz.report.tables import (
+    DETECTOR_ROWS,
+    config_differences,
+    data_caveats,
+    reproduced_table,
+)
 
 
 def test_tables_have_the_papers_rows_and_our_numbers(full):
@@ -185,3 +190,30 @@ def test_detector_table_runs_every_baseline_where_it_applies(full):
     # the open-set model is scored on its unknown classes only
     op = det[(det["model"] == OPEN_SET) & (det["status"] == "ours")]
     assert op["auroc_open_set"].notna().all() and op["auroc_tinyimagenet_resize"].isna().all()
+
+
+class _FakeModel:
+    """What reproduced_table reads of a ComparedModel: ok, status, the config, row()."""
+
+    ok, status = True, "ok"
+
+    def __init__(self, arch: str):
+        self.checkpoint = type("C", (), {"config": Config.preset("tiny", arch=arch)})()
+
+    def row(self, spec, ood):
+        return {"accuracy": 0.9, "auroc": 0.8, "fpr95": 0.5}
+
+
+def test_table1_gives_an_mcl_on_a_backbone_the_paper_did_not_use_its_own_row():
+    t1 = reproduced_table("table1", {"mcl": _FakeModel("fastnet")}, ["tinyimagenet-resize"])
+    t1 = t1.set_index("row")
+    for paper in ("MCL + SEI (ResNet-18)", "MCL + SEI (ResNet-34)"):
+        assert t1.loc[paper, "status"] == "not run: our MCL is a FastNet"
+        assert np.isfinite(t1.loc[paper, "acc_paper"])  # the paper's numbers stay
+    ours = t1.loc["MCL + SEI (FastNet)"]
+    assert ours["status"] == "ours" and ours["acc_ours"] == 90.0
+    assert np.isnan(ours["acc_paper"])  # nothing of the paper's to compare with
+    r18 = reproduced_table("table1", {"mcl": _FakeModel("resnet18")}, ["tinyimagenet-resize"])
+    r18 = r18.set_index("row")
+    assert r18.loc["MCL + SEI (ResNet-18)", "status"] == "ours"
+    assert "MCL + SEI (FastNet)" not in r18.index
