@@ -63,6 +63,10 @@ _BASELINES_T1 = [
     ("Baseline", MSP["ce"]),
     ("ODIN", Setting("ce", "odin")),
     ("Mahalanobis", Setting("ce", "mahalanobis+pre")),  # Table 1's row (post-processing)
+    # the same detector without the pre-processing, and MCL's own scoring of the same
+    # features (normalised, one covariance per class): the verdict can hang on the choice
+    ("Mahalanobis (Lee, no pre-processing)", Setting("ce", "mahalanobis")),
+    ("Class Gaussians on CE features", no_sei("ce")),
     ("Auxiliary Rotation", MSP["rot"]),
     ("Auxiliary Rotation + SEI", sei("rot")),
     ("SupCLR", no_sei("supclr")),

@@ -32,10 +32,12 @@ def test_each_claim_verdict_follows_its_numbers(full):
     results = read_csv(full.out, "results")
     assert list(dict.fromkeys(claims["claim"])) == list(CLAIM_IDS)
     tested = claims[claims["verdict"] != "not tested"]
-    assert len(tested) == 7 + 2 + 1 + 1 + 1  # every comparison ran: all checkpoints exist
+    assert len(tested) == 9 + 2 + 1 + 1 + 1  # every comparison ran: all checkpoints exist
     a = tested[tested["claim"] == "a"].set_index("b")
     assert a.loc["ODIN", "key_b"] == "ce/odin/1/none/paper"
     assert a.loc["Mahalanobis", "key_b"] == "ce/mahalanobis+pre/1/none/paper"
+    assert a.loc["Mahalanobis (Lee, no pre-processing)", "key_b"] == "ce/mahalanobis/1/none/paper"
+    assert a.loc["Class Gaussians on CE features", "key_b"] == "ce/gaussians/1/none/paper"
     for _, r in tested.iterrows():
         for side in ("a", "b"):
             model, det, ways, agg, var = r[f"key_{side}"].split("/")

@@ -16,6 +16,8 @@ from mclviz.report import DEFAULT_METHODS, DEFAULT_OOD, OPEN_SET, reproduce
 
 #: evaluate's cache files: <checkpoint sha256[:16]>-<split>-<n>-<output>-v<views>-<hash>
 CACHE_FILE = re.compile(r"([0-9a-f]{16})-(.+)-\d+-([a-z]+)-v(\d+)-[0-9a-f]{16}\.safetensors")
+#: the outputs after a detector's input pre-processing: ...-perturbed-<output>-<hash>
+PERTURBED_FILE = re.compile(r"([0-9a-f]{16})-(.+)-\d+-perturbed-([a-z]+)-[0-9a-f]{16}\.safetensors")
 
 
 def test_every_image_set_is_embedded_once(full):
@@ -28,7 +30,11 @@ def test_every_image_set_is_embedded_once(full):
         load(full.out / "runs" / n / "checkpoint.safetensors").sha256[:16]: n for n in names
     }
     views: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    perturbed: dict[tuple[str, str], int] = defaultdict(int)
     for path in full.cache.glob("*.safetensors"):
+        if p := PERTURBED_FILE.fullmatch(path.name):
+            perturbed[model_of[p[1]], f"{p[2]}/{p[3]}"] += 1
+            continue
         m = CACHE_FILE.fullmatch(path.name)
         assert m, path.name
         views[model_of[m[1]], m[2], m[3]].append(m[4])
@@ -38,6 +44,13 @@ def test_every_image_set_is_embedded_once(full):
     expect = {(n, s) for n in DEFAULT_METHODS for s in ("train", "test", *ood_splits)}
     expect |= {(OPEN_SET, s) for s in ("train", "test", "ood_open-set")}
     assert {(n, s) for n, s, _ in views} == expect
+    # pre-processed outputs: the test and OOD images (never the training images) of every
+    # model (Lee's Mahalanobis on the features), and of the classifiers' logits (ODIN)
+    pre = {(n, s) for n in DEFAULT_METHODS for s in ("test", *ood_splits)}
+    pre |= {(OPEN_SET, "test"), (OPEN_SET, "ood_open-set")}
+    want = {(n, f"{s}/features") for n, s in pre}
+    want |= {(n, f"{s}/logits") for n, s in pre if n in ("ce", "rot")}
+    assert set(perturbed) == want and set(perturbed.values()) == {1}
     sei_models = ("mcl", "rot", "mcl-noaux", OPEN_SET, "mcl-ce")  # scored in 1, 4, 8 SEI views
     for (n, split, output), tags in views.items():
         if output == "logits":  # MSP of the classifiers (fitted on train too): the plain view
@@ -72,7 +85,13 @@ def test_methods_left_out_give_not_tested_lines(full, tmp_path):
             and missing in claims.loc[cid, "note"]
         )
     a = claims.loc[["a"]]  # only the baselines of ce are there
-    assert list(a["b"]) == ["Baseline", "ODIN", "Mahalanobis"]
+    assert list(a["b"]) == [
+        "Baseline",
+        "ODIN",
+        "Mahalanobis",
+        "Mahalanobis (Lee, no pre-processing)",
+        "Class Gaussians on CE features",
+    ]
     assert a["verdict"].ne("not tested").all()
     assert (
         a["note"].iloc[0].startswith("not compared") and "rot not in methods" in a["note"].iloc[0]
