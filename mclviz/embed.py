@@ -153,6 +153,41 @@ def embed(
     Returns:
         (N, W, d) float32 CPU tensor; column w is view ``views[w]``.
     """
+    batch_size = _check_inputs(model, images, output, batch_size)
+    vs = view_indices(views)
+    forward = _forward(model, output)
+    dev = _run_device(model, device)
+    prec = precision if isinstance(precision, Precision) else resolve_precision(precision, dev)
+
+    path = None
+    if cache_dir is not None:
+        if not cache_key:
+            raise ValueError(
+                "cache_dir is given but cache_key is not; pass a key naming the model and the "
+                "data, e.g. cache_key=f'{checkpoint_sha}-cifar10-test'"
+            )
+        path = _cache_path(cache_dir, str(cache_key), vs, output, prec.name, images)
+        cached = _load(path, images.shape[0], len(vs))
+        if cached is not None:
+            return cached
+
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
+    try:
+        out = _embed_batches(forward, images, vs, batch_size, dev, prec, progress, output)
+    finally:
+        for mod, mode in modes.items():
+            mod.training = mode
+    if path is not None:
+        from safetensors.torch import save_file
+
+        meta = {"cache_key": str(cache_key), "views": ",".join(map(str, vs)), "output": output}
+        atomic_write(path, lambda tmp: save_file({"embeddings": out.contiguous()}, tmp, meta))
+    return out
+
+
+def _check_inputs(model, images, output: str, batch_size) -> int:
+    """Errors naming the bad argument; the batch size as an int."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if output not in OUTPUTS:
@@ -169,72 +204,54 @@ def embed(
         raise ValueError("images is empty (N = 0); pass at least one image")
     if int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer (e.g. 512)")
-    batch_size = int(batch_size)
-    vs = view_indices(views)
-    forward = _forward(model, output)
+    return int(batch_size)
+
+
+def _run_device(model: nn.Module, device) -> torch.device:
+    """The model's device; ``device`` may only name it (embed never moves the model)."""
     dev = _model_device(model)
-    if device is not None:
-        wanted = torch.device(device)
-        has_tensors = any(True for _ in model.parameters()) or any(True for _ in model.buffers())
-        if has_tensors and (wanted.type, wanted.index or 0) != (dev.type, dev.index or 0):
-            raise ValueError(
-                f"device={str(device)!r} but the model is on {dev}; move the model first "
-                f"(model.to({str(device)!r})) or leave device=None"
-            )
-        dev = wanted
-    prec = precision if isinstance(precision, Precision) else resolve_precision(precision, dev)
-    n, w = images.shape[0], len(vs)
+    if device is None:
+        return dev
+    wanted = torch.device(device)
+    has_tensors = any(True for _ in model.parameters()) or any(True for _ in model.buffers())
+    if has_tensors and (wanted.type, wanted.index or 0) != (dev.type, dev.index or 0):
+        raise ValueError(
+            f"device={str(device)!r} but the model is on {dev}; move the model first "
+            f"(model.to({str(device)!r})) or leave device=None"
+        )
+    return wanted
 
-    path = None
-    if cache_dir is not None:
-        if not cache_key:
-            raise ValueError(
-                "cache_dir is given but cache_key is not; pass a key naming the model and the "
-                "data, e.g. cache_key=f'{checkpoint_sha}-cifar10-test'"
-            )
-        path = _cache_path(cache_dir, str(cache_key), vs, output, prec.name, images)
-        cached = _load(path, n, w)
-        if cached is not None:
-            return cached
 
+def _embed_batches(forward, images, vs, batch_size, dev, prec, progress, output) -> torch.Tensor:
+    """(N, len(vs), d) float32 CPU outputs, one batch of one view per forward pass."""
     from tqdm.auto import tqdm
 
-    modes = {m: m.training for m in model.modules()}
+    n = images.shape[0]
     out: torch.Tensor | None = None
-    model.eval()
-    try:
-        with (
-            torch.no_grad(),
-            tqdm(
-                total=n * w, disable=not progress, desc=f"embed {output}", unit="img", leave=False
-            ) as bar,
-        ):
-            for i in range(0, n, batch_size):
-                batch = images[i : i + batch_size].to(dev, non_blocking=True)  # (b, 3, H, W)
-                for j, m in enumerate(vs):
-                    x = sei_view(batch, m)
-                    x = prec.prepare(x.float().div_(255) if x.dtype == torch.uint8 else x.float())
-                    with prec.autocast():
-                        y = forward(x)
-                    if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:
-                        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
-                        raise ValueError(
-                            f"the model's {output!r} output is {got}; expected one (n, d) tensor "
-                            f"for a batch of n = {x.shape[0]} images"
-                        )
-                    if out is None:
-                        out = torch.empty(n, w, y.shape[1], dtype=torch.float32)  # (N, W, d)
-                    out[i : i + batch.shape[0], j] = y.float().cpu()
-                    bar.update(batch.shape[0])
-                del batch
-    finally:
-        for mod, mode in modes.items():
-            mod.training = mode
-    if path is not None:
-        from safetensors.torch import save_file
-
-        meta = {"cache_key": str(cache_key), "views": ",".join(map(str, vs)), "output": output}
-        atomic_write(path, lambda tmp: save_file({"embeddings": out.contiguous()}, tmp, meta))
+    with (
+        torch.no_grad(),
+        tqdm(
+            total=n * len(vs), disable=not progress, desc=f"embed {output}", unit="img", leave=False
+        ) as bar,
+    ):
+        for i in range(0, n, batch_size):
+            batch = images[i : i + batch_size].to(dev, non_blocking=True)  # (b, 3, H, W)
+            for j, m in enumerate(vs):
+                x = sei_view(batch, m)
+                x = prec.prepare(x.float().div_(255) if x.dtype == torch.uint8 else x.float())
+                with prec.autocast():
+                    y = forward(x)
+                if not isinstance(y, torch.Tensor) or y.ndim != 2 or y.shape[0] != x.shape[0]:
+                    got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                    raise ValueError(
+                        f"the model's {output!r} output is {got}; expected one (n, d) tensor "
+                        f"for a batch of n = {x.shape[0]} images"
+                    )
+                if out is None:
+                    out = torch.empty(n, len(vs), y.shape[1], dtype=torch.float32)  # (N, W, d)
+                out[i : i + batch.shape[0], j] = y.float().cpu()
+                bar.update(batch.shape[0])
+            del batch
     return out
 
 
