@@ -252,6 +252,33 @@ class HeadRun:
     params: dict[str, Any]
 
 
+def _retrainable(config: Any, cache: FeatureCache):
+    """``config``'s method entry, when its head can be retrained on ``cache``."""
+    entry = config.method_entry
+    if not entry.contrastive:
+        raise ValueError(
+            f"method={config.method!r} cannot be retrained head-only: its loss reads "
+            f"{entry.outputs}, not the projections; choose a contrastive method"
+        )
+    if entry.rotation_labels and cache.rotations != 4:
+        raise ValueError(
+            f"method={config.method!r} trains the rotation auxiliary (Eq. 11) and needs a "
+            "cache built with rotations=True; or pick a method without rotation labels"
+        )
+    return entry
+
+
+def _two_views(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Two different cached views of every image and rotation: (b, R', V, f) ->
+    (R' * b * 2, f), in rotation blocks, the views of image k in rows 2k and 2k + 1."""
+    b, rots, v, f = x.shape
+    first = torch.randint(v, (b, rots), generator=gen)
+    second = (first + torch.randint(1, v, (b, rots), generator=gen)) % v  # != first
+    pick = torch.stack([first, second], -1)  # (b, R', 2)
+    x = x.gather(2, pick[..., None].expand(b, rots, 2, f))  # (b, R', 2, f)
+    return x.permute(1, 0, 2, 3).reshape(rots * b * 2, f)
+
+
 def train_head(
     cache: FeatureCache,
     config: Any,
@@ -284,17 +311,7 @@ def train_head(
         callback: called after every epoch with ``{"kind": "epoch", "epoch", "loss", ...}``.
         should_stop: polled after every step; True ends the training early.
     """
-    entry = config.method_entry
-    if not entry.contrastive:
-        raise ValueError(
-            f"method={config.method!r} cannot be retrained head-only: its loss reads "
-            f"{entry.outputs}, not the projections; choose a contrastive method"
-        )
-    if entry.rotation_labels and cache.rotations != 4:
-        raise ValueError(
-            f"method={config.method!r} trains the rotation auxiliary (Eq. 11) and needs a "
-            "cache built with rotations=True; or pick a method without rotation labels"
-        )
+    entry = _retrainable(config, cache)
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
     if not lr > 0:
@@ -315,7 +332,6 @@ def train_head(
     total = steps_per_epoch * epochs
     rots = 4 if entry.rotation_labels else 1
     feats = cache.views[:, :rots]  # (N, R', V, f)
-    v = cache.n_views
     context = methods.StepContext(config, generator=gen)
     order: list[Tensor] = []
 
@@ -325,12 +341,7 @@ def train_head(
             order[:] = [torch.randperm(n, generator=gen)]
         idx = order[0][i * batch : (i + 1) * batch]  # (b,)
         b = len(idx)
-        first = torch.randint(v, (b, rots), generator=gen)
-        second = (first + torch.randint(1, v, (b, rots), generator=gen)) % v  # != first
-        pick = torch.stack([first, second], -1)  # (b, R', 2)
-        x = feats[idx]  # (b, R', V, f)
-        x = x.gather(2, pick[..., None].expand(b, rots, 2, x.shape[-1]))  # (b, R', 2, f)
-        x = x.permute(1, 0, 2, 3).reshape(rots * b * 2, -1)  # rotation blocks, rows 2k, 2k+1
+        x = _two_views(feats[idx], gen)
         yv = cache.labels[idx].repeat_interleave(2).repeat(rots)  # (2 b R',)
         y_aux = torch.arange(rots).repeat_interleave(2 * b) if entry.rotation_labels else None
         views = methods.Views(x, yv, y_aux)
@@ -359,7 +370,7 @@ def train_head(
         "batch_size": batch,
         "lr": lr,
         "seed": seed,
-        "views": v,
+        "views": cache.n_views,
         "spa_mode": config.spa_mode,
     }
     return HeadRun(head, state.history, stopped, time.perf_counter() - t0, params)
