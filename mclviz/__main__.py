@@ -97,6 +97,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             sei=sei,
             covariance=args.covariance,
             normalize=args.normalize,
+            classifier=ck.config.method_entry.needs_classifier(ck.config),
         )
     table = evaluate(
         ck,

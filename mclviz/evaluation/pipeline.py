@@ -207,8 +207,13 @@ def make_detectors(
     variants: Sequence[str] = VARIANTS,
     covariance: str = "auto",
     normalize: bool = True,
+    classifier: bool | None = None,
 ) -> list[Detector]:
     """Detectors by name for a model of ``method`` (its registry entry).
+
+    ``classifier``: whether the model has a classifier head; default ``method.classifier``.
+    Pass ``method.needs_classifier(config)`` for a model whose config adds one (an
+    auxiliary cross-entropy head, ``aux_ce > 0``: the ``mcl-ce`` model).
 
     ``"gaussians"`` is MCL's scoring for every SEI setting (:func:`standard_detectors`
     without MSP); the others are one detector each (:data:`DETECTOR_NAMES`), with a
@@ -237,7 +242,8 @@ def make_detectors(
                 f"detector {name!r} is not known; choose among {list(DETECTOR_NAMES)} "
                 "(a '+flip' suffix adds flip TTA)"
             )
-        if base in _NEEDS_CLASSIFIER and not method.classifier:
+        has_head = method.classifier if classifier is None else classifier
+        if base in _NEEDS_CLASSIFIER and not has_head:
             raise ValueError(
                 f"detector {name!r} reads a classifier's logits, but method={method.name!r} "
                 "has no classifier head; use gaussians, mahalanobis, rmd or knn"

@@ -195,7 +195,9 @@ def _detectors(m: ComparedModel) -> tuple[list, dict[str, str], dict[str, str]]:
     not_run: dict[str, str] = {}
     for name in BASELINES:
         try:
-            (det,) = make_detectors([name], method)
+            (det,) = make_detectors(
+                [name], method, classifier=method.needs_classifier(m.checkpoint.config)
+            )
         except ValueError as err:  # make_detectors decides what a model can be scored with
             if "classifier" not in str(err):
                 raise

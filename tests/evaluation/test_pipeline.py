@@ -412,3 +412,17 @@ def test_a_detector_fitted_on_other_data_has_another_fingerprint():
     assert fitted_fingerprint(a) == fitted_fingerprint(Mahalanobis(epsilon=0.01).fit(x, y))
     assert fitted_fingerprint(a) != fitted_fingerprint(b)
     assert fitted_fingerprint(ODIN(epsilon=0.01)) != fitted_fingerprint(ODIN(epsilon=0.02))
+
+
+def test_a_config_with_an_auxiliary_classifier_head_gets_the_logit_detectors():
+    # mcl has no classifier head; mcl with aux_ce > 0 (the mcl-ce model) has one
+    from mclviz.config import Config
+    from mclviz.evaluation import make_detectors
+
+    mcl = methods.get("mcl")
+    with pytest.raises(ValueError, match="reads a classifier's logits, but method='mcl'"):
+        make_detectors(["msp"], mcl)
+    config = Config.preset("tiny", method="mcl", aux_ce=1.0)
+    assert mcl.needs_classifier(config)
+    (det,) = make_detectors(["energy"], mcl, classifier=mcl.needs_classifier(config))
+    assert det.key == make_detectors(["energy"], methods.get("ce"))[0].key
