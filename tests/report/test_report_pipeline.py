@@ -49,12 +49,12 @@ def test_every_image_set_is_embedded_once(full):
     pre = {(n, s) for n in DEFAULT_METHODS for s in ("test", *ood_splits)}
     pre |= {(OPEN_SET, "test"), (OPEN_SET, "ood_open-set")}
     want = {(n, f"{s}/features") for n, s in pre}
-    want |= {(n, f"{s}/logits") for n, s in pre if n in ("ce", "rot")}
+    want |= {(n, f"{s}/logits") for n, s in pre if n in ("ce", "rot", "mcl-ce")}
     assert set(perturbed) == want and set(perturbed.values()) == {1}
     sei_models = ("mcl", "rot", "mcl-noaux", OPEN_SET, "mcl-ce")  # scored in 1, 4, 8 SEI views
     for (n, split, output), tags in views.items():
         if output == "logits":  # MSP of the classifiers (fitted on train too): the plain view
-            assert n in ("ce", "rot") and tags == ["0"], (n, split, tags)
+            assert n in ("ce", "rot", "mcl-ce") and tags == ["0"], (n, split, tags)
             continue
         if output == "features" and n not in ("ce", "rot"):  # the baselines: plain view
             assert tags == ["0"], (n, split, tags)

@@ -160,7 +160,7 @@ def test_detector_table_runs_every_baseline_where_it_applies(full):
     assert len(det) == len(DETECTOR_ROWS) * len(models)
     assert list(dict.fromkeys(det["model"])) == models
     assert list(dict.fromkeys(det["detector"])) == [*BASELINES, "gaussians"]
-    classifiers = {"ce", "rot"}
+    classifiers = {"ce", "rot", "mcl-ce"}  # mcl-ce: the auxiliary CE head (aux_ce)
     for _, r in det.iterrows():
         needs_logits = r["detector"] in ("msp", "energy", "odin", "vim")
         if needs_logits and r["model"] not in classifiers:
