@@ -93,11 +93,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.detector:
         detectors = make_detectors(
             args.detector,
-            ck.config.method_entry,
+            ck.config,
             sei=sei,
             covariance=args.covariance,
             normalize=args.normalize,
-            classifier=ck.config.method_entry.needs_classifier(ck.config),
         )
     table = evaluate(
         ck,

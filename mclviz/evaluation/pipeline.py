@@ -45,6 +45,7 @@ __all__ = [
     "DETECTOR_NAMES",
     "DetectorScores",
     "Scores",
+    "detector_unavailable",
     "make_detectors",
     "pick_detector",
     "recommended_detector",
@@ -198,6 +199,44 @@ BASELINES = ("msp", "energy", "odin", "mahalanobis", "mahalanobis+pre", "rmd", "
 _NEEDS_CLASSIFIER = ("msp", "energy", "odin", "vim")
 
 
+def _base_name(name: str) -> tuple[str, bool]:
+    """(detector name without a ``+flip`` suffix, whether it had one); unknown names raise."""
+    base, flip = (name[: -len("+flip")], True) if name.endswith("+flip") else (name, False)
+    if base != "gaussians" and base not in _SINGLE:
+        raise ValueError(
+            f"detector {name!r} is not known; choose among {list(DETECTOR_NAMES)} "
+            "(a '+flip' suffix adds flip TTA)"
+        )
+    return base, flip
+
+
+def _method_and_config(method):
+    """(registry entry, config or None) of a ``method`` argument: an entry or a Config."""
+    if hasattr(method, "method_entry"):  # a Config: its method and the heads it adds
+        return method.method_entry, method
+    return method, None
+
+
+def detector_unavailable(name: str, method) -> str | None:
+    """Why detector ``name`` cannot score a model of ``method``, or None when it can.
+
+    ``method``: the model's :class:`~mclviz.config.Config` (a checkpoint's ``config``), or
+    a method's registry entry (``mclviz.methods.get(name)``) for the method's own heads.
+
+    The one place that decides which detectors a model can use (``make_detectors``, the
+    report's detector x model table, ``mclviz score --detector`` and notebook 03 ask it):
+    the detectors that read logits (``msp``, ``energy``, ``odin``, ``vim``) need a
+    classifier head, which the method has (``ce``, ``rot``) or the config adds (an
+    auxiliary cross-entropy head, ``aux_ce > 0``: the ``mcl-ce`` model), i.e.
+    ``entry.needs_classifier(config)``.
+    """
+    entry, config = _method_and_config(method)
+    base, _ = _base_name(name)
+    if base in _NEEDS_CLASSIFIER and not entry.needs_classifier(config):
+        return "no classifier"
+    return None
+
+
 def make_detectors(
     names: Sequence[str],
     method,
@@ -207,27 +246,25 @@ def make_detectors(
     variants: Sequence[str] = VARIANTS,
     covariance: str = "auto",
     normalize: bool = True,
-    classifier: bool | None = None,
 ) -> list[Detector]:
-    """Detectors by name for a model of ``method`` (its registry entry).
-
-    ``classifier``: whether the model has a classifier head; default ``method.classifier``.
-    Pass ``method.needs_classifier(config)`` for a model whose config adds one (an
-    auxiliary cross-entropy head, ``aux_ce > 0``: the ``mcl-ce`` model).
+    """Detectors by name for a model of ``method``: its :class:`~mclviz.config.Config`
+    (pass a checkpoint's ``config``, so that a config that adds a classifier head,
+    ``aux_ce > 0``, gets the logit detectors) or a method's registry entry.
 
     ``"gaussians"`` is MCL's scoring for every SEI setting (:func:`standard_detectors`
     without MSP); the others are one detector each (:data:`DETECTOR_NAMES`), with a
-    ``+flip`` suffix for flip TTA. Detectors that read logits (``msp``, ``energy``,
-    ``odin``, ``vim``) need a method with a classifier head.
+    ``+flip`` suffix for flip TTA. A detector the model cannot use
+    (:func:`detector_unavailable`) raises ValueError.
     """
+    entry, config = _method_and_config(method)
     dets: list[Detector] = []
     for name in names:
-        base, flip = (name[: -len("+flip")], True) if name.endswith("+flip") else (name, False)
+        base, flip = _base_name(name)
         if base == "gaussians":
             dets += [
                 d
                 for d in standard_detectors(
-                    method,
+                    entry,
                     sei=sei,
                     aggregations=aggregations,
                     variants=variants,
@@ -237,16 +274,17 @@ def make_detectors(
                 if isinstance(d, ClassGaussians)
             ]
             continue
-        if base not in _SINGLE:
+        if detector_unavailable(name, method):
             raise ValueError(
-                f"detector {name!r} is not known; choose among {list(DETECTOR_NAMES)} "
-                "(a '+flip' suffix adds flip TTA)"
-            )
-        has_head = method.classifier if classifier is None else classifier
-        if base in _NEEDS_CLASSIFIER and not has_head:
-            raise ValueError(
-                f"detector {name!r} reads a classifier's logits, but method={method.name!r} "
-                "has no classifier head; use gaussians, mahalanobis, rmd or knn"
+                f"detector {name!r} reads a classifier's logits, but method={entry.name!r} "
+                "has no classifier head"
+                + (
+                    " and this config adds none (aux_ce=0)"
+                    if config is not None
+                    else " (pass the checkpoint's config instead of the method if it was "
+                    "trained with aux_ce > 0)"
+                )
+                + "; use gaussians, mahalanobis, rmd or knn"
             )
         det = _SINGLE[base]()
         dets.append(FlipTTA(det) if flip else det)

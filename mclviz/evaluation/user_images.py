@@ -224,14 +224,15 @@ def _skip(skipped: list[tuple[str, str]], name: str, reason: str) -> None:
 # ----------------------------------------------------------------------------- detector
 
 
-def _detector(detector: str | Detector | None, method) -> Detector:
+def _detector(detector: str | Detector | None, config) -> Detector:
+    method = config.method_entry
     if detector is None:
         return recommended_detector(method)
     if isinstance(detector, Detector):
         return detector
     if detector == "gaussians":  # one setting, not make_detectors' whole SEI set
         return recommended_gaussians(method)
-    (det,) = make_detectors([detector], method)
+    (det,) = make_detectors([detector], config)
     return det
 
 
@@ -523,7 +524,7 @@ def score_images(
         else load(checkpoint, device=resolve_device(device))
     )
     cfg = ck.config
-    det = _detector(detector, cfg.method_entry)
+    det = _detector(detector, cfg)
     data = _eval_data(ck, data_root, train_subset, test_subset)
     side = int(data.test[0].shape[-1])
 

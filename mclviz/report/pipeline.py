@@ -187,22 +187,18 @@ def _load_data(models: dict[str, ComparedModel], run: _Run):
 def _detectors(m: ComparedModel) -> tuple[list, dict[str, str], dict[str, str]]:
     """The detectors one model is evaluated with: the standard ones (its SEI views) and
     every baseline that applies; ({detector key: make_detectors name}, {name: why not})."""
-    from ..evaluation import BASELINES, make_detectors, standard_detectors
+    from ..evaluation import BASELINES, detector_unavailable, make_detectors, standard_detectors
 
-    method = m.checkpoint.config.method_entry
-    dets = standard_detectors(method, sei=m.sei)
+    config = m.checkpoint.config
+    dets = standard_detectors(config.method_entry, sei=m.sei)
     names = {d.key: d.name for d in dets}
     not_run: dict[str, str] = {}
     for name in BASELINES:
-        try:
-            (det,) = make_detectors(
-                [name], method, classifier=method.needs_classifier(m.checkpoint.config)
-            )
-        except ValueError as err:  # make_detectors decides what a model can be scored with
-            if "classifier" not in str(err):
-                raise
-            not_run[name] = "n/a (no classifier)"
+        reason = detector_unavailable(name, config)
+        if reason:
+            not_run[name] = f"n/a ({reason})"
             continue
+        (det,) = make_detectors([name], config)
         if det.key not in names:  # MSP is standard for classifiers already
             dets.append(det)
             names[det.key] = name

@@ -415,14 +415,30 @@ def test_a_detector_fitted_on_other_data_has_another_fingerprint():
 
 
 def test_a_config_with_an_auxiliary_classifier_head_gets_the_logit_detectors():
-    # mcl has no classifier head; mcl with aux_ce > 0 (the mcl-ce model) has one
+    # mcl has no classifier head; mcl with aux_ce > 0 (the mcl-ce model) has one, and the
+    # decision is detector_unavailable's, whoever asks (make_detectors, report, score)
     from mclviz.config import Config
-    from mclviz.evaluation import make_detectors
+    from mclviz.evaluation import detector_unavailable, make_detectors
 
     mcl = methods.get("mcl")
+    plain = Config.preset("tiny", method="mcl")
+    with_head = Config.preset("tiny", method="mcl", aux_ce=1.0)
+    for name in ("msp", "energy", "odin", "vim", "msp+flip"):
+        assert detector_unavailable(name, mcl) == "no classifier"
+        assert detector_unavailable(name, plain) == "no classifier"
+        assert detector_unavailable(name, with_head) is None
+        assert detector_unavailable(name, methods.get("ce")) is None
+    for name in ("gaussians", "mahalanobis", "mahalanobis+pre", "rmd", "knn", "knn+flip"):
+        assert detector_unavailable(name, mcl) is None
+    with pytest.raises(ValueError, match="detector 'nope' is not known"):
+        detector_unavailable("nope", mcl)
     with pytest.raises(ValueError, match="reads a classifier's logits, but method='mcl'"):
         make_detectors(["msp"], mcl)
-    config = Config.preset("tiny", method="mcl", aux_ce=1.0)
-    assert mcl.needs_classifier(config)
-    (det,) = make_detectors(["energy"], mcl, classifier=mcl.needs_classifier(config))
+    with pytest.raises(ValueError, match=r"this config adds none \(aux_ce=0\)"):
+        make_detectors(["energy"], plain)
+    (det,) = make_detectors(["energy"], with_head)
     assert det.key == make_detectors(["energy"], methods.get("ce"))[0].key
+    # a Config and its registry entry give the same detectors where both can
+    assert [d.key for d in make_detectors(["gaussians", "knn"], plain, sei=[1, 8])] == [
+        d.key for d in make_detectors(["gaussians", "knn"], mcl, sei=[1, 8])
+    ]

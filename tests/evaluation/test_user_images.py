@@ -295,6 +295,31 @@ def test_given_threshold_and_another_detector(ckpt, archive, data_root):
     assert ((r.table["score"] >= -0.5) == (r.table["verdict"] == IN)).all()
 
 
+def test_a_logit_detector_scores_a_model_whose_config_adds_a_classifier_head(
+    ckpt, archive, data_root, tmp_path
+):
+    # `mclviz score --detector msp`: plain mcl has no head (a clear error); mcl with an
+    # auxiliary CE head (aux_ce > 0, the mcl-ce model) is scored by its logits
+    x, y = load_images("cifar10", "train", root=data_root, n=256, seed=5)
+    cfg = Config.preset("tiny", method="mcl", precision="fp32", aux_ce=1.0, epochs=1)
+    train(cfg, out=tmp_path, data=(x, y), progress=False)
+    kw = dict(
+        train_subset=TRAIN_SUBSET,
+        test_subset=TEST_SUBSET,
+        data_root=str(data_root),
+        precision="fp32",
+        progress=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndecodableImageWarning)
+        with pytest.raises(ValueError, match="reads a classifier's logits, but method='mcl'"):
+            score_images(ckpt, [archive[0]], detector="msp", **kw)
+        r = score_images(tmp_path / "checkpoint.safetensors", [archive[0]], detector="msp", **kw)
+    assert r.detector == "msp" and len(r.table) == GOOD
+    assert (r.table["predicted_class"] != "").all()  # MSP predicts the argmax class
+    assert ((r.test_scores > 0) & (r.test_scores <= 1)).all()  # softmax probabilities
+
+
 def test_default_detectors_of_the_methods():
     assert isinstance(recommended_detector(get("ce")), MSP)
     assert isinstance(recommended_detector(get("rot")), MSP)
