@@ -29,7 +29,7 @@ from ._io import atomic_write
 from .device import Precision, resolve_precision
 from .transforms import sei_view
 
-__all__ = ["OUTPUTS", "embed", "embed_features", "images_fingerprint", "view_indices"]
+__all__ = ["OUTPUTS", "cache_file", "embed", "embed_features", "images_fingerprint", "view_indices"]
 
 OUTPUTS = ("z", "features", "logits")
 _CACHE_VERSION = "2"
@@ -83,17 +83,29 @@ def images_fingerprint(images: torch.Tensor) -> str:
     return h.hexdigest()
 
 
+def cache_file(cache_dir, stem: str, tag: str, key: str) -> Path:
+    """The file in ``cache_dir`` that caches a tensor: ``<stem>-<tag>-<digest>.safetensors``.
+
+    ``key`` spells out everything the tensor depends on (its digest names the file, so a
+    file never serves other inputs); ``stem`` (e.g. the caller's cache key, made safe
+    for file names and cut to 80 characters) and ``tag`` (e.g. the output's name) only
+    make the folder readable. The embedding cache and the pre-processed outputs of
+    :class:`mclviz.evaluation.Outputs` both name their files with it.
+    """
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:80]
+    return Path(cache_dir) / f"{safe}-{tag}-{digest}.safetensors"
+
+
 def _cache_path(
     cache_dir, cache_key: str, views: list[int], output: str, precision: str, images
 ) -> Path:
-    full = (
+    key = (
         f"v{_CACHE_VERSION}|{cache_key}|views={views}|output={output}|precision={precision}|"
         f"{images_fingerprint(images)}"
     )
-    digest = hashlib.sha256(full.encode()).hexdigest()[:16]
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", cache_key)[:80]
     vtag = "".join(str(m) for m in views)
-    return Path(cache_dir) / f"{safe}-{output}-v{vtag}-{digest}.safetensors"
+    return cache_file(cache_dir, cache_key, f"{output}-v{vtag}", key)
 
 
 def _load(path: Path, n: int, w: int) -> torch.Tensor | None:

@@ -3,6 +3,7 @@ precision handling (``precision=``, which replaced the old ``amp=`` flag)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
@@ -10,7 +11,7 @@ import torch
 from torch import nn
 
 from mclviz.device import Precision
-from mclviz.embed import embed, embed_features, view_indices
+from mclviz.embed import cache_file, embed, embed_features, view_indices
 
 
 class Tiny(nn.Module):
@@ -303,3 +304,15 @@ def test_precision_keys_the_cache(model, images, tmp_path):
         progress=False,
     )
     assert len(os.listdir(tmp_path)) == 2 and torch.equal(again, fast)
+
+
+def test_cache_file_names_a_file_by_the_digest_of_its_key(tmp_path):
+    # the names the embedding cache and the pre-processed outputs are kept under: a
+    # readable stem (made safe for file names, 80 characters at most) and tag, then the
+    # digest of everything the tensor depends on; a changed format would orphan a cache
+    digest = hashlib.sha256(b"model|test|z").hexdigest()[:16]
+    path = cache_file(tmp_path, "ck 1/cifar10:test", "z-v0", "model|test|z")
+    assert path == tmp_path / f"ck_1_cifar10_test-z-v0-{digest}.safetensors"
+    assert cache_file(tmp_path, "ck 1/cifar10:test", "z-v0", "model|test|z ") != path
+    long = cache_file(tmp_path, "k" * 200, "t", "x")
+    assert long.name.startswith("k" * 80 + "-t-") and len(long.name) == 80 + 3 + 16 + 12

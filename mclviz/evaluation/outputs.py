@@ -15,8 +15,6 @@ Splits: ``"train"``, ``"test"`` and ``"ood:<name>"`` for each OOD set.
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import torch
 
 from .._io import atomic_write
 from ..device import Precision, resolve_precision
-from ..embed import embed, images_fingerprint, view_indices
+from ..embed import cache_file, embed, images_fingerprint, view_indices
 from .data import EvalData
 from .perturb import fitted_fingerprint, perturbed_outputs
 
@@ -154,10 +152,9 @@ class Outputs:
         if self.cache_dir is None or not self.cache_key or fitted is None:
             return None
         images = self.images(split)
-        full = f"{self.cache_key}|{split}|{name}|{fitted}|{images_fingerprint(images)}"
-        digest = hashlib.sha256(full.encode()).hexdigest()[:16]
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{self.cache_key}-{split}-{len(images)}")[:80]
-        return Path(self.cache_dir) / f"{safe}-perturbed-{name}-{digest}.safetensors"
+        key = f"{self.cache_key}|{split}|{name}|{fitted}|{images_fingerprint(images)}"
+        stem = f"{self.cache_key}-{split}-{len(images)}"
+        return cache_file(self.cache_dir, stem, f"perturbed-{name}", key)
 
     def perturbed(self, output: str, split: str, detector) -> torch.Tensor:
         """(n, 1, d) outputs of ``split`` after the detector's input pre-processing
