@@ -100,6 +100,11 @@ def fitted_fingerprint(detector) -> str | None:
     arrays, numbers, strings and objects made of them), or None when an attribute has no
     stable bytes (then its pre-processed outputs are not kept on disk). Two detectors with
     the same fingerprint move every image the same way, so their perturbed outputs can be
-    shared through a disk cache."""
+    shared through a disk cache.
+
+    The fitted values are hashed bit for bit, so the key never serves a detector fitted on
+    other data; the price is that a covariance fitted with another torch thread count
+    (its sums in another order) differs in its last bits and misses the cache: a rebuild
+    at another thread count recomputes the pre-processed outputs (correct, only slower)."""
     h = hashlib.sha256(f"{type(detector).__module__}.{type(detector).__qualname__}".encode())
     return h.hexdigest()[:16] if _digest(vars(detector), h, 0) else None
