@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..config import Config
 from ..metrics import accuracy, ood_metrics
 from ..scoring import (
     AGGREGATIONS,
@@ -212,7 +213,7 @@ def _base_name(name: str) -> tuple[str, bool]:
 
 def _method_and_config(method):
     """(registry entry, config or None) of a ``method`` argument: an entry or a Config."""
-    if hasattr(method, "method_entry"):  # a Config: its method and the heads it adds
+    if isinstance(method, Config):  # its method, and the heads its fields add
         return method.method_entry, method
     return method, None
 
