@@ -11,14 +11,13 @@ defaults, and its weights must still score CIFAR-10 far above chance.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 from safetensors import safe_open
 
-from mclviz.checkpoint import load
+from mclviz.checkpoint import Checkpoint, load
 from mclviz.config import Config
 from mclviz.data import load_images
 from mclviz.evaluation import EvalData, evaluate
@@ -27,33 +26,40 @@ OLD = Path(__file__).parents[1] / "fixtures" / "ccm-small.safetensors"
 OLD_SHA256 = "f17c4aad9fb8eb705c7e6bef41e5fbe40d123300ea7152bf80ffdbd66793b13b"
 
 
-def test_the_fixture_is_the_first_rounds_file():
-    assert hashlib.sha256(OLD.read_bytes()).hexdigest() == OLD_SHA256
+@pytest.fixture(scope="module")
+def old() -> Checkpoint:
+    return load(OLD)
 
 
-def test_an_old_config_reads_the_fields_it_predates_as_their_defaults():
-    with safe_open(str(OLD), framework="pt") as f:
-        saved = json.loads(f.metadata()["config"])
-    added = {"ema_decay", "nesterov", "lr_schedule", "rotations_per_image", "aux_ce"}
-    assert added.isdisjoint(saved), "the fixture should predate the fast recipe's fields"
-    ck = load(OLD)
-    assert (ck.config.arch, ck.config.width, ck.config.method) == ("resnet18", 0.25, "ccm")
-    assert (ck.config.epochs, ck.config.batch_size, ck.step) == (15, 128, 5850)
-    defaults = Config()
-    for name in sorted(added):
-        assert getattr(ck.config, name) == getattr(defaults, name), name
-
-
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_an_old_small_checkpoint_evaluates_far_above_chance(data_root, precision):
-    ck = load(OLD)
+@pytest.fixture(scope="module")
+def eval_data(data_root) -> EvalData:
     x, y = load_images("cifar10", "train", root=data_root, n=2000, seed=5)
     xt, yt = load_images("cifar10", "test", root=data_root, n=1000, seed=5)
     xo, _ = load_images("gaussian", root=data_root, n=500, seed=5)
     xi, _ = load_images("tinyimagenet-resize", root=data_root, n=1000, seed=5)
-    data = EvalData((x, y), (xt, yt), {"tinyimagenet-resize": xi, "gaussian": xo})
+    return EvalData((x, y), (xt, yt), {"tinyimagenet-resize": xi, "gaussian": xo})
+
+
+def test_the_fixture_is_the_first_rounds_file(old):
+    assert old.sha256 == OLD_SHA256  # load() hashes the file it read
+
+
+def test_an_old_config_reads_the_fields_it_predates_as_their_defaults(old):
+    with safe_open(str(OLD), framework="pt") as f:
+        saved = json.loads(f.metadata()["config"])
+    added = {"ema_decay", "nesterov", "lr_schedule", "rotations_per_image", "aux_ce"}
+    assert added.isdisjoint(saved), "the fixture should predate the fast recipe's fields"
+    assert (old.config.arch, old.config.width, old.config.method) == ("resnet18", 0.25, "ccm")
+    assert (old.config.epochs, old.config.batch_size, old.step) == (15, 128, 5850)
+    defaults = Config()
+    for name in sorted(added):
+        assert getattr(old.config, name) == getattr(defaults, name), name
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_an_old_small_checkpoint_evaluates_far_above_chance(old, eval_data, precision):
     table = evaluate(
-        ck, data=data, sei=(1,), variants=("paper",), precision=precision, progress=False
+        old, data=eval_data, sei=(1,), variants=("paper",), precision=precision, progress=False
     )
     assert set(table["ood"]) == {"tinyimagenet-resize", "gaussian"}
     acc = float(table["accuracy"].iloc[0])
